@@ -1,0 +1,108 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { SingleBar, Presets } from "cli-progress";
+import { parse } from "csv-parse/sync";
+import { loadConfig } from "../config/env";
+
+interface Report {
+  total: number;
+  created: number;
+  updated: number;
+  skipped: number;
+  failed: number;
+  errors: { row: number; field: string; message: string }[];
+}
+
+/** Excel in China often saves CSV as GBK; accept both. */
+export function decodeCsv(buf: Buffer): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(buf);
+  } catch {
+    return new TextDecoder("gbk").decode(buf);
+  }
+}
+
+/** Split a CSV into header + chunks of whole records (quoted newlines stay inside their record). */
+export function chunkCsv(text: string, rowsPerChunk: number): { header: string; chunks: { body: string; rowOffset: number; rows: number }[] } {
+  const records = parse(text, { raw: true, info: true, bom: true, skip_empty_lines: true, relax_column_count: true }) as unknown as { raw: string; info: { lines: number } }[];
+  if (records.length === 0) return { header: "", chunks: [] };
+  const header = records[0]!.raw.replace(/\r?\n$/, "");
+  const chunks: { body: string; rowOffset: number; rows: number }[] = [];
+  for (let i = 1; i < records.length; i += rowsPerChunk) {
+    const part = records.slice(i, i + rowsPerChunk);
+    const prevEnd = records[i - 1]!.info.lines;
+    chunks.push({ body: [header, ...part.map((r) => r.raw.replace(/\r?\n$/, ""))].join("\n"), rowOffset: prevEnd - 1, rows: part.length });
+  }
+  return { header, chunks };
+}
+
+export async function importContactsCommand(file: string, o: { url?: string; token?: string; onDuplicate: string; batch: string; errors?: string }): Promise<number> {
+  const config = loadConfig();
+  const url = (o.url ?? config.publicUrl).replace(/\/$/, "");
+  const token = o.token ?? config.SIYU_TOKEN ?? config.ADMIN_TOKEN;
+  if (!token) {
+    process.stderr.write("No API token: pass --token, or set SIYU_TOKEN (or ADMIN_TOKEN).\n");
+    return 2;
+  }
+  if (o.onDuplicate !== "update" && o.onDuplicate !== "skip") {
+    process.stderr.write("--on-duplicate must be update or skip\n");
+    return 2;
+  }
+  const batch = Number(o.batch);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 50_000) {
+    process.stderr.write("--batch must be a whole number from 1 to 50000\n");
+    return 2;
+  }
+  let text: string;
+  try {
+    text = decodeCsv(readFileSync(file));
+  } catch (err) {
+    process.stderr.write(`cannot read ${file}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  let chunks;
+  try {
+    chunks = chunkCsv(text, batch).chunks;
+  } catch (err) {
+    process.stderr.write(`${file} is not valid CSV: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const totalRows = chunks.reduce((n, c) => n + c.rows, 0);
+  if (totalRows === 0) {
+    process.stderr.write(`${file} has no data rows (the first row is the header).\n`);
+    return 2;
+  }
+  const bar = new SingleBar({ format: "importing {bar} {percentage}% | {value}/{total} rows | {created} new, {updated} updated, {failed} failed | ETA {eta_formatted}", stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
+  const sum: Report = { total: 0, created: 0, updated: 0, skipped: 0, failed: 0, errors: [] };
+  const started = Date.now();
+  bar.start(totalRows, 0, { created: 0, updated: 0, failed: 0 });
+  for (const chunk of chunks) {
+    const res = await fetch(`${url}/v1/contacts/import?onDuplicate=${o.onDuplicate}&rowOffset=${chunk.rowOffset}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "text/csv; charset=utf-8" },
+      body: chunk.body,
+    }).catch((err: Error) => err);
+    if (res instanceof Error || !res.ok) {
+      bar.stop();
+      const detail = res instanceof Error ? `${res.message} (is Siyu running at ${url}?)` : `${res.status} ${await res.text()}`;
+      process.stderr.write(`import stopped at file line ${chunk.rowOffset + 2}: ${detail}\nRows before it were imported; run the same command again to continue (existing contacts are matched, not duplicated).\n`);
+      return 1;
+    }
+    const r = (await res.json()) as Report;
+    for (const k of ["total", "created", "updated", "skipped", "failed"] as const) sum[k] += r[k];
+    sum.errors.push(...r.errors);
+    bar.increment(chunk.rows, { created: sum.created, updated: sum.updated, failed: sum.failed });
+  }
+  bar.stop();
+  const secs = (Date.now() - started) / 1000;
+  process.stdout.write(`${sum.total} rows in ${secs.toFixed(1)} s: ${sum.created} created, ${sum.updated} updated, ${sum.skipped} skipped, ${sum.failed} failed\n`);
+  if (sum.errors.length) {
+    const out = o.errors ?? `${file}.errors.csv`;
+    const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+    writeFileSync(out, ["row,field,message", ...sum.errors.map((e) => `${e.row},${esc(e.field)},${esc(e.message)}`)].join("\n") + "\n");
+    for (const e of sum.errors.slice(0, 10)) process.stdout.write(`  line ${e.row}: ${e.field} ${e.message}\n`);
+    if (sum.errors.length > 10) process.stdout.write(`  … ${sum.errors.length - 10} more\n`);
+    process.stdout.write(`Every failing row is listed in ${out}\n`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from "commander";
+import { ConfigError, loadConfig, type Config } from "../config/env";
+import { WORKER_NAMES, type WorkerName } from "../jobs/workers";
+
+/** The `siyu` command. Output here is for people (stdout); services log JSON through pino. */
+function config(): Readonly<Config> {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\nSee README.md, "Configuration".\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+}
+
+const program = new Command();
+program.name("siyu").description("私域 Siyu: private-domain patient engagement on WeCom").showHelpAfterError();
+
+program
+  .command("start")
+  .description("everything in one process: migrations, demo clinic, API + console, all workers")
+  .option("--no-seed", "do not seed the demo clinic")
+  .action(async (o: { seed: boolean }) => {
+    const { run } = await import("./start");
+    const c = config();
+    await run(c, { http: true, workers: WORKER_NAMES, migrate: true, seed: o.seed && c.SEED_DEMO });
+  });
+
+program
+  .command("serve")
+  .description("the API and console only (scale out: run many behind a load balancer)")
+  .option("--migrate", "apply migrations first")
+  .action(async (o: { migrate?: boolean }) => {
+    const { run } = await import("./start");
+    await run(config(), { http: true, workers: [], migrate: Boolean(o.migrate), seed: false });
+  });
+
+program
+  .command("worker")
+  .description(`run workers apart from the API: ${WORKER_NAMES.join(", ")} or all`)
+  .argument("<name>", "worker name", (v: string) => {
+    if (v !== "all" && !(WORKER_NAMES as readonly string[]).includes(v)) throw new InvalidArgumentError(`choose one of ${WORKER_NAMES.join(", ")}, all`);
+    return v;
+  })
+  .action(async (name: string) => {
+    const { run } = await import("./start");
+    const workers: readonly WorkerName[] = name === "all" ? WORKER_NAMES : [name as WorkerName];
+    await run(config(), { http: false, workers, migrate: false, seed: false });
+  });
+
+program
+  .command("migrate")
+  .description("apply database migrations (drizzle/) and exit")
+  .action(async () => {
+    const { openDatabase } = await import("../db/client");
+    const c = config();
+    const db = await openDatabase({ url: c.DATABASE_URL, dataDir: c.DATA_DIR });
+    await db.migrate();
+    await db.close();
+    process.stdout.write(`migrations applied (${db.kind})\n`);
+  });
+
+program
+  .command("import-contacts")
+  .description("import contacts from a CSV file through the API, with a progress bar and a per-row error report")
+  .argument("<file>", "CSV file with a header row (UTF-8; GBK exported from Excel is detected)")
+  .option("--url <url>", "Siyu base URL (default: PUBLIC_URL or http://localhost:PORT)")
+  .option("--token <token>", "API token (default: SIYU_TOKEN or ADMIN_TOKEN from the environment)")
+  .option("--on-duplicate <mode>", "update or skip contacts that already exist (same phone or external id)", "update")
+  .option("--batch <rows>", "rows per request", "5000")
+  .option("--errors <file>", "where to write the per-row error report (default: FILE.errors.csv)")
+  .action(async (file: string, o: { url?: string; token?: string; onDuplicate: string; batch: string; errors?: string }) => {
+    const { importContactsCommand } = await import("./import-contacts");
+    const code = await importContactsCommand(file, o);
+    process.exit(code);
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`siyu: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,5 @@
+export * from "./tenancy";
+export * from "./contacts";
+export * from "./tags";
+export * from "./events";
+export * from "./audit";

@@ -1,0 +1,75 @@
+import { bigserial, boolean, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { contacts } from "./contacts";
+import { staff, tenants } from "./tenancy";
+
+/** A tag dimension (visit, spending, need, engagement, ...). */
+export const tagGroups = pgTable(
+  "tag_groups",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    key: text("key").notNull(),
+    name: text("name").notNull(),
+    /** A contact holds at most one tag of an exclusive group (e.g. visit status). */
+    exclusive: boolean("exclusive").notNull().default(false),
+    wecomGroupId: text("wecom_group_id"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("tag_groups_tenant_key_uq").on(t.tenantId, t.key)],
+);
+
+export const tags = pgTable(
+  "tags",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    groupId: uuid("group_id").notNull().references(() => tagGroups.id),
+    name: text("name").notNull(),
+    sortOrder: integer("sort_order").notNull().default(0),
+    /** WeCom corp tag id (et...). */
+    wecomTagId: text("wecom_tag_id"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("tags_tenant_group_name_uq").on(t.tenantId, t.groupId, t.name)],
+);
+
+export const TAG_SOURCES = ["rule", "manual", "import", "wecom"] as const;
+
+/** Current tags of a contact, each with where it came from. */
+export const contactTags = pgTable(
+  "contact_tags",
+  {
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    contactId: uuid("contact_id").notNull().references(() => contacts.id),
+    tagId: uuid("tag_id").notNull().references(() => tags.id),
+    source: text("source", { enum: TAG_SOURCES }).notNull(),
+    ruleId: text("rule_id"),
+    ruleVersion: integer("rule_version"),
+    eventId: uuid("event_id"),
+    actorStaffId: uuid("actor_staff_id").references(() => staff.id),
+    addedAt: timestamp("added_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.contactId, t.tagId] }),
+    index("contact_tags_tenant_tag_idx").on(t.tenantId, t.tagId),
+  ],
+);
+
+/** Every add and remove, never deleted. */
+export const tagHistory = pgTable(
+  "tag_history",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    contactId: uuid("contact_id").notNull().references(() => contacts.id),
+    tagId: uuid("tag_id").notNull().references(() => tags.id),
+    action: text("action", { enum: ["add", "remove"] }).notNull(),
+    source: text("source", { enum: TAG_SOURCES }).notNull(),
+    ruleId: text("rule_id"),
+    ruleVersion: integer("rule_version"),
+    eventId: uuid("event_id"),
+    actorStaffId: uuid("actor_staff_id").references(() => staff.id),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("tag_history_tenant_contact_idx").on(t.tenantId, t.contactId, t.at)],
+);

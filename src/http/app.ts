@@ -1,0 +1,95 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { constantTimeEqual } from "../domain/pii/crypto";
+import { registry } from "../metrics";
+import { consolePages } from "./console/pages";
+import { docsRoutes } from "./docs";
+import { authenticate } from "./middleware/auth";
+import { requestContext } from "./middleware/request";
+import { problem, renderError } from "./problem";
+import { auditRoutes, clinicRoutes, queueRoutes } from "./routes/admin";
+import { authRoutes, meRoutes } from "./routes/auth";
+import { contactRoutes } from "./routes/contacts";
+import { eventRoutes } from "./routes/events";
+import { staffRoutes, tokenRoutes } from "./routes/staff";
+import type { AppEnv, HttpDeps } from "./types";
+import { validationHook } from "./openapi";
+
+export interface AppOptions {
+  /** Shown under the console sign-in form (the demo's credentials). */
+  demoHint?: string | undefined;
+}
+
+export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
+  const config = deps.services.config;
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.use("*", requestContext(deps.services.logger));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const checks = await deps.checkReady();
+    const ok = Object.values(checks).every((x) => x.ok);
+    return c.json({ status: ok ? "ready" : "not ready", checks }, ok ? 200 : 503);
+  });
+  app.get("/metrics", async (c) => {
+    if (config.METRICS_TOKEN) {
+      const auth = c.req.header("authorization") ?? "";
+      if (!constantTimeEqual(auth, `Bearer ${config.METRICS_TOKEN}`)) return problem(c, 401, "UNAUTHENTICATED", "send the METRICS_TOKEN as a bearer token");
+    }
+    await deps.sampleMetrics?.().catch(() => {});
+    return c.body(await registry.metrics(), 200, { "content-type": registry.contentType });
+  });
+
+  // Body limits: JSON bodies are small; CSV imports get their own larger limit.
+  const tooLarge = (max: number) => (c: Parameters<typeof problem>[0]) => problem(c, 413, "PAYLOAD_TOO_LARGE", `the body is over the ${max}-byte limit`);
+  app.use("/v1/*", async (c, next) => {
+    const max = c.req.path === "/v1/contacts/import" ? config.IMPORT_LIMIT_BYTES : config.BODY_LIMIT_BYTES;
+    return bodyLimit({ maxSize: max, onError: tooLarge(max) })(c, next);
+  });
+  // JSON everywhere except the CSV import: refuse other media types with a clear 415.
+  app.use("/v1/*", async (c, next) => {
+    if (["POST", "PUT", "PATCH"].includes(c.req.method) && c.req.path !== "/v1/contacts/import" && c.req.path !== "/v1/auth/logout") {
+      const type = c.req.header("content-type") ?? "";
+      if (!/^application\/(.+\+)?json\b/i.test(type)) {
+        return problem(c, 415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", [{ field: "content-type", message: "must be application/json" }]);
+      }
+    }
+    return next();
+  });
+
+  app.route("/v1/auth", authRoutes(deps));
+  app.use("/v1/*", async (c, next) => (c.req.path.startsWith("/v1/auth/") ? next() : authenticate(deps)(c, next)));
+  app.route("/v1/me", meRoutes());
+  app.route("/v1/contacts", contactRoutes(config.IMPORT_LIMIT_BYTES));
+  app.route("/v1/events", eventRoutes());
+  app.route("/v1/staff", staffRoutes());
+  app.route("/v1/tokens", tokenRoutes());
+  app.route("/v1/clinics", clinicRoutes());
+  app.route("/v1/audit", auditRoutes());
+  app.route("/v1/queues", queueRoutes(deps));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "session", { type: "apiKey", in: "cookie", name: "siyu_session" });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Siyu API",
+      version: "1",
+      description:
+        "私域 Siyu: contacts, events and the private-domain loop. Errors are application/problem+json with `errors[].field` naming each failing field. Each operation lists the roles allowed in `x-roles`.",
+    },
+    servers: [{ url: config.publicUrl }],
+  });
+  app.route("/docs", docsRoutes());
+  app.route("/", consolePages(deps, { demoHint: opts.demoHint }));
+
+  app.notFound((c) => problem(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    const { response, serverError } = renderError(c, err);
+    if (serverError) c.get("logger")?.error({ err, route: c.req.path }, "request failed");
+    return response;
+  });
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,91 @@
+import { Worker, type Job } from "bullmq";
+import cron from "node-cron";
+import { createRedis } from "../queue/connection";
+import { jobId, QUEUES, type QueueName } from "../queue/catalog";
+import { jobDuration, jobsProcessed } from "../metrics";
+import type { ServiceDeps } from "../services/context";
+import { handleProcessEvent } from "./process-event";
+import { handleSweepEvents } from "./sweep-events";
+
+export const WORKER_NAMES = ["events", "maintenance", "scheduler"] as const;
+export type WorkerName = (typeof WORKER_NAMES)[number];
+
+export interface RunningWorker {
+  name: WorkerName;
+  close(): Promise<void>;
+}
+
+/** Dispatch a job of `queue` to its handler from the catalog. */
+async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<unknown> {
+  const meta = { jobId: job.id, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 };
+  switch (job.name) {
+    case "process-event":
+      return handleProcessEvent(deps, job.data, meta);
+    case "sweep-events":
+      return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });
+    default:
+      throw new Error(`queue ${queue} has no handler for job ${job.name}`);
+  }
+}
+
+export function startQueueWorker(deps: ServiceDeps, redisUrl: string, queue: QueueName, concurrency: number): RunningWorker {
+  const connection = createRedis(redisUrl, "worker");
+  const worker = new Worker(
+    queue,
+    async (job) => {
+      const end = jobDuration.startTimer({ queue, job: job.name });
+      try {
+        const out = await dispatch(deps, queue, job);
+        jobsProcessed.inc({ queue, job: job.name, outcome: "completed" });
+        return out;
+      } catch (err) {
+        jobsProcessed.inc({ queue, job: job.name, outcome: "failed" });
+        deps.logger.warn({ queue, job: job.name, jobId: job.id, attempt: job.attemptsMade + 1, err: (err as Error).message }, "job failed");
+        throw err;
+      } finally {
+        end();
+      }
+    },
+    { connection, prefix: deps.config.QUEUE_PREFIX, concurrency, autorun: true },
+  );
+  worker.on("error", (err) => deps.logger.error({ queue, err: err.message }, "worker error"));
+  return {
+    name: queue === QUEUES.events ? "events" : "maintenance",
+    close: async () => {
+      await worker.close();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}
+
+/**
+ * Cron ticks only enqueue, with a time-bucketed job id, so any number of scheduler processes
+ * produce one job per tick. A sweep also runs at start so a restart recovers stragglers at once.
+ */
+export function startScheduler(deps: ServiceDeps): RunningWorker {
+  const enqueueSweep = (reason: "schedule" | "startup") => {
+    const bucket = new Date(deps.now()).toISOString().slice(0, 16).replace(/[-T:]/g, "");
+    return deps.producer
+      .enqueue("sweep-events", { reason }, { jobId: jobId("sweep", reason, bucket) })
+      .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue sweep"));
+  };
+  void enqueueSweep("startup");
+  const task = cron.schedule("* * * * *", () => void enqueueSweep("schedule"), { timezone: deps.config.TIMEZONE });
+  return {
+    name: "scheduler",
+    close: async () => {
+      await task.stop();
+    },
+  };
+}
+
+/** Start the named workers (all by default) in this process. */
+export function startWorkers(deps: ServiceDeps, redisUrl: string, names: readonly WorkerName[] = WORKER_NAMES): RunningWorker[] {
+  return names.map((n) =>
+    n === "events"
+      ? startQueueWorker(deps, redisUrl, QUEUES.events, deps.config.EVENTS_CONCURRENCY)
+      : n === "maintenance"
+        ? startQueueWorker(deps, redisUrl, QUEUES.maintenance, 1)
+        : startScheduler(deps),
+  );
+}

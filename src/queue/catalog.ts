@@ -1,0 +1,35 @@
+import { z } from "zod";
+
+/** Queue names (kebab-case). Workers scale out per queue. */
+export const QUEUES = {
+  events: "events",
+  maintenance: "maintenance",
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+/**
+ * The job catalog: job name -> queue, payload schema and retry policy. Producers and handlers are
+ * typed from this one table. Payloads carry ids only: never names, phones or message text.
+ */
+export const JOBS = {
+  "process-event": {
+    queue: QUEUES.events,
+    payload: z.object({ tenantId: z.uuid(), eventId: z.uuid() }),
+    attempts: 8,
+    backoffMs: 1000,
+  },
+  "sweep-events": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),
+    attempts: 3,
+    backoffMs: 5000,
+  },
+} as const;
+
+export type JobName = keyof typeof JOBS;
+export type JobPayload<N extends JobName> = z.infer<(typeof JOBS)[N]["payload"]>;
+
+/** BullMQ job ids: deterministic from business keys, joined with '-', never ':'. */
+export function jobId(...parts: string[]): string {
+  return parts.map((p) => p.replace(/:/g, "_")).join("-");
+}

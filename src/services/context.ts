@@ -1,0 +1,92 @@
+import type { Config } from "../config/env";
+import type { Db, DbOrTx, Tx } from "../db/client";
+import { auditLog } from "../db/schema/index";
+import type { Role } from "../domain/auth/permissions";
+import { can, type Permission } from "../domain/auth/permissions";
+import type { PiiCipher } from "../domain/pii/crypto";
+import { AppError, ForbiddenError } from "../errors";
+import type { Logger } from "../logger";
+import type { Producer } from "../queue/producer";
+
+/** Long-lived dependencies every service may use. Built once per process. */
+export interface ServiceDeps {
+  db: Db;
+  config: Readonly<Config>;
+  logger: Logger;
+  producer: Producer;
+  pii: PiiCipher | undefined;
+  now: () => Date;
+}
+
+export type Actor =
+  | { kind: "staff"; staffId: string; role: Role; name: string; via: "token" | "session" }
+  | { kind: "system"; name: string };
+
+/** Per-call context: who acts, for which tenant, in which request, optionally inside a transaction. */
+export interface Ctx {
+  deps: ServiceDeps;
+  tenantId: string;
+  actor: Actor;
+  requestId?: string | undefined;
+  logger: Logger;
+  tx?: Tx | undefined;
+}
+
+export function systemCtx(deps: ServiceDeps, tenantId: string, name = "system", requestId?: string): Ctx {
+  return { deps, tenantId, actor: { kind: "system", name }, logger: deps.logger, requestId };
+}
+
+/** The database handle to use: the open transaction when there is one. */
+export function dbOf(ctx: Ctx): DbOrTx {
+  return ctx.tx ?? ctx.deps.db;
+}
+
+/** Run fn in a transaction, reusing the caller's when ctx already carries one. */
+export async function withTransaction<T>(ctx: Ctx, fn: (tx: Tx, ctx: Ctx) => Promise<T>): Promise<T> {
+  if (ctx.tx) return fn(ctx.tx, ctx);
+  return ctx.deps.db.transaction(async (tx) => fn(tx, { ...ctx, tx }));
+}
+
+/** Throws ForbiddenError unless the acting staff member's role grants the permission. System actors may do anything. */
+export function requirePermission(ctx: Ctx, permission: Permission): void {
+  if (ctx.actor.kind === "system") return;
+  if (!can(ctx.actor.role, permission)) {
+    throw new ForbiddenError(`the ${ctx.actor.role} role may not ${permission.replace(":", " ")}`);
+  }
+}
+
+export function actorStaffId(ctx: Ctx): string | null {
+  return ctx.actor.kind === "staff" ? ctx.actor.staffId : null;
+}
+
+export function requirePii(ctx: Ctx): PiiCipher {
+  if (!ctx.deps.pii) throw new AppError("SERVICE_UNAVAILABLE", "PII_KEY is not configured: phone numbers cannot be stored");
+  return ctx.deps.pii;
+}
+
+export interface AuditEntry {
+  action: string;
+  entityType: string;
+  entityId: string;
+  before?: Record<string, unknown> | null;
+  after?: Record<string, unknown> | null;
+}
+
+/** Write audit rows; call inside the transaction that makes the change. */
+export async function audit(tx: DbOrTx, ctx: Ctx, entries: AuditEntry | AuditEntry[]): Promise<void> {
+  const list = Array.isArray(entries) ? entries : [entries];
+  if (list.length === 0) return;
+  const rows = list.map((e) => ({
+    tenantId: ctx.tenantId,
+    actorStaffId: actorStaffId(ctx),
+    actorKind: ctx.actor.kind,
+    action: e.action,
+    entityType: e.entityType,
+    entityId: e.entityId,
+    before: e.before ?? null,
+    after: e.after ?? null,
+    requestId: ctx.requestId ?? null,
+  }));
+  // Large imports write many rows; keep each statement well under PostgreSQL's parameter limit.
+  for (let i = 0; i < rows.length; i += 2000) await tx.insert(auditLog).values(rows.slice(i, i + 2000));
+}

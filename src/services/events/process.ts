@@ -1,0 +1,45 @@
+import { and, eq, sql } from "drizzle-orm";
+import { contacts, events } from "../../db/schema/index";
+import { withTransaction, type Ctx } from "../context";
+
+export type ProcessOutcome = "processed" | "already-processed" | "missing";
+
+/**
+ * Apply one stored event: update the contact's state and mark the event processed, in one
+ * transaction. Idempotent: a re-delivered job finds processed_at set and does nothing.
+ * The rules engine plugs in here (tags move in this same transaction).
+ */
+export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string }): Promise<ProcessOutcome> {
+  return withTransaction(ctx, async (tx, ctx) => {
+    const [ev] = await tx
+      .select()
+      .from(events)
+      .where(and(eq(events.tenantId, ctx.tenantId), eq(events.id, eventId)))
+      .for("update");
+    if (!ev) return "missing";
+    if (ev.processedAt) return "already-processed";
+    const set: Record<string, unknown> = {
+      lastEventAt: sql`greatest(${contacts.lastEventAt}, ${ev.occurredAt.toISOString()}::timestamptz)`,
+    };
+    if (ev.type === "contact_deleted") set.deletedAt = ev.occurredAt;
+    if (ev.type === "contact_added") {
+      set.deletedAt = null;
+      const state = ev.payload.state;
+      if (typeof state === "string" && state) set.sourceState = sql`coalesce(${contacts.sourceState}, ${state})`;
+    }
+    await tx.update(contacts).set(set).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, ev.contactId)));
+    await tx
+      .update(events)
+      .set({ processedAt: ctx.deps.now(), attempts: sql`${events.attempts} + 1`, lastError: null })
+      .where(eq(events.id, ev.id));
+    return "processed";
+  });
+}
+
+/** Record a failed attempt so operators can see why an event is stuck. */
+export async function recordEventFailure({ ctx, eventId, error }: { ctx: Ctx; eventId: string; error: string }): Promise<void> {
+  await ctx.deps.db
+    .update(events)
+    .set({ attempts: sql`${events.attempts} + 1`, lastError: error.slice(0, 1000) })
+    .where(and(eq(events.tenantId, ctx.tenantId), eq(events.id, eventId)));
+}

@@ -1,0 +1,114 @@
+import { and, asc, eq } from "drizzle-orm";
+import { contacts, staff, tenants } from "../../db/schema/index";
+import { type EventType } from "../../domain/events/types";
+import { systemCtx, type ServiceDeps } from "../context";
+import { createClinic } from "../clinics/clinics";
+import { ingestEvents } from "../events/ingest";
+import { createStaff } from "../staff/create";
+import { createTenant } from "../tenants/create";
+import { importContacts } from "../contacts/import";
+
+export const DEMO_STAFF = [
+  { name: "王静", email: "admin@demo.siyu.local", role: "admin", wecomUserId: "wangjing" },
+  { name: "李娜", email: "marketing@demo.siyu.local", role: "marketing", wecomUserId: "lina" },
+  { name: "张敏", email: "zhangmin@demo.siyu.local", role: "consultant", wecomUserId: "zhangmin", skills: ["祛痘", "美白"] },
+  { name: "刘洋", email: "liuyang@demo.siyu.local", role: "consultant", wecomUserId: "liuyang", skills: ["抗衰", "脱毛"] },
+  { name: "陈晨", email: "chenchen@demo.siyu.local", role: "consultant", wecomUserId: "chenchen", skills: ["正畸", "种植牙"] },
+  { name: "赵磊", email: "reviewer@demo.siyu.local", role: "reviewer", wecomUserId: "zhaolei" },
+] as const;
+
+const SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高".split("");
+const GIVEN = "静敏丽娜婷雪琳欣怡佳颖晓宇浩然子涵梓萱一诺欣妍雨桐".split("");
+const SOURCES = ["wecom", "wecom", "livestream", "import", "referral", "miniprogram"];
+const TOPICS = ["祛痘", "抗衰", "美白", "脱毛", "正畸", "种植牙", "减重", "产后修复"];
+const MESSAGES = ["请问祛痘要做几次？", "热玛吉多少钱", "牙齿矫正可以分期吗", "周末可以预约吗", "想了解一下光子嫩肤", "产后修复什么时候做合适"];
+
+/** Deterministic PRNG so every fresh demo looks the same. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface SeedResult {
+  created: boolean;
+  tenantId: string;
+  adminStaffId: string;
+  contacts: number;
+  events: number;
+}
+
+/** Seed the demo clinic when the tenant does not exist yet; otherwise return what is there. */
+export async function seedDemo({ deps, slug, password, contactCount = 200 }: { deps: ServiceDeps; slug: string; password: string; contactCount?: number }): Promise<SeedResult> {
+  const [existing] = await deps.db.select().from(tenants).where(eq(tenants.slug, slug));
+  if (existing) {
+    const [admin] = await deps.db.select().from(staff).where(and(eq(staff.tenantId, existing.id), eq(staff.role, "admin"))).orderBy(asc(staff.createdAt)).limit(1);
+    return { created: false, tenantId: existing.id, adminStaffId: admin?.id ?? "", contacts: 0, events: 0 };
+  }
+  const tenant = await createTenant({ deps, input: { slug, name: "美丽颜医疗美容（演示）", timezone: deps.config.TIMEZONE } });
+  const ctx = systemCtx(deps, tenant.id, "seed");
+  const shanghai = await createClinic({ ctx, input: { name: "上海静安店", city: "上海", address: "静安区南京西路 1266 号" } });
+  await createClinic({ ctx, input: { name: "杭州西湖店", city: "杭州", address: "西湖区文三路 88 号" } });
+  const staffIds: Record<string, string> = {};
+  for (const s of DEMO_STAFF) {
+    const created = await createStaff({ ctx, input: { ...s, password, clinicId: shanghai.id, skills: "skills" in s ? [...s.skills] : undefined } });
+    staffIds[s.wecomUserId] = created.id;
+  }
+  const rand = rng(20261123);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const consultants = DEMO_STAFF.filter((s) => s.role === "consultant").map((s) => s.wecomUserId);
+  const lines = ["姓名,手机号,external_user_id,来源,归属顾问,性别"];
+  for (let i = 0; i < contactCount; i++) {
+    const name = pick(SURNAMES) + pick(GIVEN) + (rand() < 0.5 ? pick(GIVEN) : "");
+    const phone = `1${pick(["38", "39", "58", "86", "77", "35"])}${String(Math.floor(rand() * 1e8)).padStart(8, "0")}`;
+    const owner = rand() < 0.8 ? pick(consultants) : "";
+    lines.push([name, phone, `wm_demo_${String(i).padStart(4, "0")}`, pick(SOURCES), owner, rand() < 0.85 ? "女" : "男"].join(","));
+  }
+  await importContacts({ ctx, csv: lines.join("\n"), options: { source: "import" } });
+  const people = await deps.db.select({ id: contacts.id, ext: contacts.externalUserId }).from(contacts).where(eq(contacts.tenantId, tenant.id));
+  const now = deps.now().getTime();
+  const batch: unknown[] = [];
+  let total = 0;
+  for (const p of people) {
+    const n = 1 + Math.floor(rand() * 8);
+    let t = now - Math.floor(rand() * 120) * 86_400_000;
+    batch.push({ type: "contact_added", contactId: p.id, occurredAt: new Date(t).toISOString(), idempotencyKey: `seed-${p.ext}-0`, data: { state: `qr_${pick(["douyin", "xhs", "store", "live"])}` } });
+    for (let j = 1; j < n; j++) {
+      t += Math.floor(rand() * 10 * 86_400_000);
+      if (t > now) break;
+      const type = pick<EventType>(["article_read", "article_read", "message_received", "livestream_attended", "appointment_booked", "visit", "purchase", "consultation_outcome"]);
+      batch.push({ type, contactId: p.id, occurredAt: new Date(t).toISOString(), idempotencyKey: `seed-${p.ext}-${j}`, data: demoData(type, t, pick, rand) });
+    }
+  }
+  for (let i = 0; i < batch.length; i += 1000) {
+    const r = await ingestEvents({ ctx, input: { events: batch.slice(i, i + 1000) }, source: "seed" });
+    total += r.accepted;
+  }
+  return { created: true, tenantId: tenant.id, adminStaffId: staffIds.wangjing!, contacts: people.length, events: total };
+}
+
+function demoData(type: EventType, t: number, pick: <T>(xs: readonly T[]) => T, rand: () => number): Record<string, unknown> {
+  switch (type) {
+    case "article_read":
+      return { articleId: `art-${Math.floor(rand() * 40)}`, topic: pick(TOPICS), dwellSeconds: Math.floor(rand() * 300) };
+    case "message_received":
+      return { text: pick(MESSAGES) };
+    case "livestream_attended":
+      return { liveId: `live-${Math.floor(rand() * 6)}`, minutes: Math.floor(rand() * 60) };
+    case "appointment_booked":
+      return { at: new Date(t + 3 * 86_400_000).toISOString(), item: pick(TOPICS) };
+    case "visit":
+      return { item: pick(TOPICS) };
+    case "purchase":
+      return { amount: Math.round(500 + rand() * 20000), items: [pick(TOPICS)] };
+    default:
+      return rand() < 0.5
+        ? { outcome: "converted", amount: Math.round(1000 + rand() * 30000), items: [pick(TOPICS)] }
+        : { outcome: "lost", lostReason: pick(["价格敏感", "担心效果", "恐惧疼痛", "时间不便"]) };
+  }
+}
