@@ -203,11 +203,15 @@ cat >>"$PG_DATA/postgresql.conf" <<EOF
 # --- scripts/test.sh: throwaway test server ---
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$TMP_DIR'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 max_connections = 200
 EOF
+# Tests need no durability; benchmarks (SIYU_MODE=bench) keep PostgreSQL's durable defaults so
+# the figures mean what they would on a real server.
+if [ "${SIYU_MODE:-test}" != bench ]; then
+  printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$PG_DATA/postgresql.conf"
+else
+  printf 'shared_buffers = 512MB\n' >>"$PG_DATA/postgresql.conf"
+fi
 
 pg_ready=0
 for attempt in 1 2 3; do
@@ -313,7 +317,10 @@ has_eslint_config() {
   return 1
 }
 
-if [ "${SIYU_TEST_SKIP_STATIC:-0}" = 1 ]; then
+if [ "${SIYU_MODE:-test}" = bench ]; then
+  # `npm run bench`: the same throwaway servers, then the benchmark instead of the tests.
+  run_step bench tsx bench/run.ts "$@" || failed $?
+elif [ "${SIYU_TEST_SKIP_STATIC:-0}" = 1 ]; then
   log "SIYU_TEST_SKIP_STATIC=1: skipping typecheck and lint"
 else
   run_step typecheck tsc --noEmit || failed $?
@@ -323,7 +330,9 @@ else
     log "lint: no eslint.config.* found; skipping"
   fi
 fi
-if run_step tests vitest run "$@"; then
+if [ "${SIYU_MODE:-test}" = bench ]; then
+  :
+elif run_step tests vitest run "$@"; then
   SHOW_SERVER_LOGS=0
 else
   failed $?

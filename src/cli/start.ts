@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { bootstrap } from "../bootstrap";
 import type { Config } from "../config/env";
 import { staff } from "../db/schema/index";
-import { startWorkers, type WorkerName } from "../jobs/workers";
+import { startWorkers, WORKER_NAMES, type WorkerName } from "../jobs/workers";
 import { startHttpServer } from "../server";
 import { systemCtx } from "../services/context";
 import { DEMO_STAFF, seedDemo } from "../services/seed/demo";
@@ -18,6 +18,14 @@ export interface RunOptions {
 
 /** Start what is asked in this process: migrations, the demo seed, the HTTP server and workers. */
 export async function run(config: Readonly<Config>, opts: RunOptions): Promise<void> {
+  const split = !opts.http || opts.workers.length < WORKER_NAMES.length;
+  if (split && (!config.DATABASE_URL || !config.REDIS_URL)) {
+    // PGlite lives inside one process and a private redis-server is private: processes run apart
+    // must share a real PostgreSQL and Redis.
+    throw new Error(
+      `running the API and workers as separate processes needs a shared database and Redis: set ${[!config.DATABASE_URL && "DATABASE_URL", !config.REDIS_URL && "REDIS_URL"].filter(Boolean).join(" and ")} (or use \`siyu start\` for everything in one process)`,
+    );
+  }
   const rt = await bootstrap(config, { migrate: opts.migrate });
   const shutdown = new ShutdownManager(rt.logger, config.SHUTDOWN_TIMEOUT_MS);
   shutdown.register("runtime", () => rt.close());

@@ -5,6 +5,7 @@ import { registry } from "../metrics";
 import { consolePages } from "./console/pages";
 import { docsRoutes } from "./docs";
 import { authenticate } from "./middleware/auth";
+import { LoginThrottle } from "./middleware/login-throttle";
 import { requestContext } from "./middleware/request";
 import { problem, renderError } from "./problem";
 import { auditRoutes, clinicRoutes, queueRoutes } from "./routes/admin";
@@ -57,7 +58,8 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
     return next();
   });
 
-  app.route("/v1/auth", authRoutes(deps));
+  const throttle = new LoginThrottle(() => deps.services.now().getTime());
+  app.route("/v1/auth", authRoutes(deps, throttle));
   app.use("/v1/*", async (c, next) => (c.req.path.startsWith("/v1/auth/") ? next() : authenticate(deps)(c, next)));
   app.route("/v1/me", meRoutes());
   app.route("/v1/contacts", contactRoutes(config.IMPORT_LIMIT_BYTES));
@@ -81,7 +83,7 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
     servers: [{ url: config.publicUrl }],
   });
   app.route("/docs", docsRoutes());
-  app.route("/", consolePages(deps, { demoHint: opts.demoHint }));
+  app.route("/", consolePages(deps, throttle, { demoHint: opts.demoHint }));
 
   app.notFound((c) => problem(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

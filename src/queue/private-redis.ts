@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
@@ -31,10 +31,11 @@ export async function startPrivateRedis(dataDir: string): Promise<PrivateRedis> 
   }
   const dir = path.resolve(dataDir, "redis");
   mkdirSync(dir, { recursive: true });
+  stopOrphan(path.join(dir, "redis.pid"));
   const port = await freePort();
   const child: ChildProcess = spawn(
     "redis-server",
-    ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--daemonize", "no", "--logfile", path.join(dir, "redis.log")],
+    ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--daemonize", "no", "--logfile", path.join(dir, "redis.log"), "--pidfile", path.join(dir, "redis.pid")],
     { stdio: "ignore" },
   );
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -46,6 +47,30 @@ export async function startPrivateRedis(dataDir: string): Promise<PrivateRedis> 
       await exited;
     },
   };
+}
+
+/**
+ * A redis-server left behind by a start that was killed -9 still owns this data folder: stop it,
+ * so two servers never write the same append-only file.
+ */
+function stopOrphan(pidFile: string): void {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, "utf8").trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  try {
+    if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis-server")) return;
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 50; i++) {
+      spawnSync("sleep", ["0.1"]);
+      process.kill(pid, 0);
+    }
+  } catch {
+    // gone (or never ours): nothing to stop
+  }
 }
 
 async function waitForPort(port: number, timeoutMs: number, dead: () => boolean): Promise<void> {

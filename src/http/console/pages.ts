@@ -2,15 +2,16 @@ import { Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { can, ownsOnly } from "../../domain/auth/permissions";
 import { AppError } from "../../errors";
-import { signIn, signOut } from "../../services/auth/authenticate";
+import { signOut } from "../../services/auth/authenticate";
 import { listContacts } from "../../services/contacts/list";
 import { authenticate, SESSION_COOKIE } from "../middleware/auth";
-import { setSessionCookie } from "../routes/auth";
+import type { LoginThrottle } from "../middleware/login-throttle";
+import { setSessionCookie, throttledSignIn } from "../routes/auth";
 import type { AppEnv, HttpDeps } from "../types";
 import { renderPage, ROLE_LABELS, views } from "./views";
 
 /** The console's sign-in and home page. The full console (issue: web console) grows from here. */
-export function consolePages(deps: HttpDeps, opts: { demoHint?: string | undefined }) {
+export function consolePages(deps: HttpDeps, throttle: LoginThrottle, opts: { demoHint?: string | undefined }) {
   const app = new Hono<AppEnv>();
   const fmt = new Intl.DateTimeFormat("zh-CN", { timeZone: deps.services.config.TIMEZONE, dateStyle: "short", timeStyle: "short" });
 
@@ -25,12 +26,14 @@ export function consolePages(deps: HttpDeps, opts: { demoHint?: string | undefin
     const tenant = String(form.tenant ?? "");
     const email = String(form.email ?? "");
     try {
-      const s = await signIn(deps.services.db, { tenant, email, password: String(form.password ?? ""), userAgent: c.req.header("user-agent") }, { now: deps.services.now(), ttlHours: deps.services.config.SESSION_TTL_HOURS });
+      const s = await throttledSignIn(c, deps, throttle, { tenant, email, password: String(form.password ?? ""), userAgent: c.req.header("user-agent") });
       setSessionCookie(c, deps, s.cookie, s.expiresAt);
       return c.redirect("/console", 303);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
-      return c.html(renderPage({ title: "登录", body: views.login({ tenant, email, error: "机构代码、邮箱或密码不正确", hint: opts.demoHint }) }), 401);
+      const throttled = err.code === "TOO_MANY_REQUESTS";
+      const error = throttled ? "登录失败次数过多，请 15 分钟后再试" : "机构代码、邮箱或密码不正确";
+      return c.html(renderPage({ title: "登录", body: views.login({ tenant, email, error, hint: opts.demoHint }) }), throttled ? 429 : 401);
     }
   });
 
