@@ -132,6 +132,26 @@ describe("POST /v1/events", () => {
   });
 });
 
+describe("GET /v1/events (timeline)", () => {
+  it("pages through events that share a timestamp to the microsecond, without gaps or repeats", async () => {
+    const api = client(t.app, tenant.tokens.admin);
+    const ext = `wm_page_${Date.now()}`;
+    const same = "2026-11-01T10:00:00.123456+08:00";
+    const res = await api.post("/v1/events", { events: Array.from({ length: 7 }, (_, i) => ({ type: "article_read", externalUserId: ext, occurredAt: i < 5 ? same : at(i), idempotencyKey: key(), data: { articleId: `p${i}` } })) });
+    const contactId = (await t.rt.deps.db.select().from(events).where(eq(events.id, res.body.ids[0])))[0]!.contactId;
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await api.get(`/v1/events?contactId=${contactId}&limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((e: { id: string }) => e.id));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(7);
+    expect(new Set(seen)).toEqual(new Set(res.body.ids));
+  });
+});
+
 describe("events worker", () => {
   let workers: RunningWorker[] = [];
   afterAll(async () => {

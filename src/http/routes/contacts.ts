@@ -10,7 +10,9 @@ import { listContactTags } from "../../services/tags/list-contact-tags";
 import { IdParam, json, jsonBody, problemResponse, route, validationHook } from "../openapi";
 import type { AppEnv } from "../types";
 
-const ContactSchema = ContactView.openapi("Contact");
+// A fresh object: a schema built before @hono/zod-openapi extended zod has no .openapi() (zod copies
+// methods at construction), which crashed any process that loaded a contacts service before this file.
+const ContactSchema = z.object(ContactView.shape).openapi("Contact");
 const ContactPage = z.object({ items: z.array(ContactSchema), nextCursor: z.string().nullable() }).openapi("ContactPage");
 const TagList = z
   .object({

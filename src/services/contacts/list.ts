@@ -1,11 +1,11 @@
-import { and, desc, eq, exists, ilike, isNull, lt, or, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, exists, getTableColumns, ilike, isNull, or, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { contacts, contactTags, tagGroups, tags } from "../../db/schema/index";
 import { ownsOnly } from "../../domain/auth/permissions";
 import { normalizePhone } from "../../domain/pii/phone";
 import { ValidationError, zodIssues } from "../../errors";
 import { dbOf, requirePermission, type Ctx } from "../context";
-import { decodeCursor, encodeCursor, type Page } from "../pagination";
+import { cursorText, decodeCursor, encodeCursor, type Page } from "../pagination";
 import { toContactView, type ContactView } from "./schemas";
 
 export const ListContactsInput = z.object({
@@ -49,11 +49,11 @@ export async function listContacts({ ctx, input }: { ctx: Ctx; input: unknown })
   }
   const cursor = decodeCursor(v.cursor);
   if (cursor) {
-    const at = new Date(cursor.at);
-    conds.push(or(lt(contacts.createdAt, at), and(eq(contacts.createdAt, at), lt(contacts.id, cursor.id)))!);
+    conds.push(sql`(${contacts.createdAt}, ${contacts.id}) < (${cursor.at}::timestamptz, ${cursor.id}::uuid)`);
   }
+  // created_at has microseconds; the cursor carries them as text (a JS Date would drop them and skip rows).
   const rows = await db
-    .select()
+    .select({ ...getTableColumns(contacts), cursorAt: cursorText(contacts.createdAt) })
     .from(contacts)
     .where(and(...conds))
     .orderBy(desc(contacts.createdAt), desc(contacts.id))
@@ -64,7 +64,7 @@ export async function listContacts({ ctx, input }: { ctx: Ctx; input: unknown })
   const role = ctx.actor.kind === "staff" ? ctx.actor.role : "system";
   return {
     items: page.map((r) => toContactView(r, role, ctx.deps.pii)),
-    nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null,
+    nextCursor: more && last ? encodeCursor(last.cursorAt, last.id) : null,
   };
 }
 

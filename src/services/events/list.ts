@@ -1,11 +1,11 @@
-import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { events } from "../../db/schema/index";
 import { EVENT_TYPES } from "../../domain/events/types";
 import { ValidationError, zodIssues } from "../../errors";
 import { dbOf, requirePermission, type Ctx } from "../context";
 import { loadVisibleContact } from "../contacts/internal";
-import { decodeCursor, encodeCursor, type Page } from "../pagination";
+import { cursorText, decodeCursor, encodeCursor, type Page } from "../pagination";
 
 export const ListEventsInput = z.object({
   contactId: z.uuid(),
@@ -37,11 +37,13 @@ export async function listEvents({ ctx, input }: { ctx: Ctx; input: unknown }): 
   const conds: SQL[] = [eq(events.tenantId, ctx.tenantId), eq(events.contactId, v.contactId)];
   if (v.type) conds.push(eq(events.type, v.type));
   const cursor = decodeCursor(v.cursor);
-  if (cursor) {
-    const at = new Date(cursor.at);
-    conds.push(or(lt(events.occurredAt, at), and(eq(events.occurredAt, at), lt(events.id, cursor.id)))!);
-  }
-  const rows = await db.select().from(events).where(and(...conds)).orderBy(desc(events.occurredAt), desc(events.id)).limit(v.limit + 1);
+  if (cursor) conds.push(sql`(${events.occurredAt}, ${events.id}) < (${cursor.at}::timestamptz, ${cursor.id}::uuid)`);
+  const rows = await db
+    .select({ ...getTableColumns(events), cursorAt: cursorText(events.occurredAt) })
+    .from(events)
+    .where(and(...conds))
+    .orderBy(desc(events.occurredAt), desc(events.id))
+    .limit(v.limit + 1);
   const more = rows.length > v.limit;
   const page = more ? rows.slice(0, v.limit) : rows;
   const last = page.at(-1);
@@ -57,6 +59,6 @@ export async function listEvents({ ctx, input }: { ctx: Ctx; input: unknown }): 
       data: r.payload,
       processedAt: r.processedAt?.toISOString() ?? null,
     })),
-    nextCursor: more && last ? encodeCursor(last.occurredAt, last.id) : null,
+    nextCursor: more && last ? encodeCursor(last.cursorAt, last.id) : null,
   };
 }

@@ -2,7 +2,8 @@ import { z } from "zod";
 import type { staff } from "../../db/schema/index";
 import { ROLES } from "../../domain/auth/permissions";
 
-const shift = z.record(
+// partialRecord: with an enum key, zod 4's z.record demands every weekday; a shift lists only working days.
+const shift = z.partialRecord(
   z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
   z.tuple([z.string().regex(/^\d{2}:\d{2}$/, "HH:MM"), z.string().regex(/^\d{2}:\d{2}$/, "HH:MM")]),
 );

@@ -41,7 +41,8 @@ export async function updateStaff({ ctx, id, input }: { ctx: Ctx; id: string; in
       await audit(tx, ctx, { action: "staff.update", entityType: "staff", entityId: id, before: staffAudit(before), after: staffAudit(row!) });
       return toStaffView(row!);
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError("email or WeCom userid already used", [{ field: v.email ? "email" : "wecomUserId", message: "already used" }]);
+      if (isUniqueViolation(err, "staff_tenant_email_uq")) throw new ConflictError("a staff member with this email exists", [{ field: "email", message: "already used" }]);
+      if (isUniqueViolation(err, "staff_tenant_wecom_uq")) throw new ConflictError("a staff member with this WeCom userid exists", [{ field: "wecomUserId", message: "already used" }]);
       throw err;
     }
   });
