@@ -29,7 +29,6 @@ export function httpDeps(rt: Runtime): HttpDeps {
       const [db, redis] = await Promise.all([probe(() => rt.database.db.execute(sql`select 1`)), probe(() => rt.redis.ping())]);
       return { database: db, redis };
     },
-    queueCounts,
     sampleMetrics: async () => {
       const counts = await queueCounts();
       for (const [q, states] of Object.entries(counts)) for (const [state, n] of Object.entries(states)) queueDepth.set({ queue: q, state }, n);

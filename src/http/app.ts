@@ -68,7 +68,7 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/tokens", tokenRoutes());
   app.route("/v1/clinics", clinicRoutes());
   app.route("/v1/audit", auditRoutes());
-  app.route("/v1/queues", queueRoutes(deps));
+  app.route("/v1/queues", queueRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });
   app.openAPIRegistry.registerComponent("securitySchemes", "session", { type: "apiKey", in: "cookie", name: "siyu_session" });

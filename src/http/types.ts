@@ -8,8 +8,6 @@ export interface HttpDeps {
   checkReady: () => Promise<Record<string, { ok: boolean; error?: string }>>;
   /** Called before /metrics renders, to sample gauges such as queue depth. */
   sampleMetrics?: () => Promise<void>;
-  /** Queue counts by queue and state, for the admin queue dashboard. */
-  queueCounts?: () => Promise<Record<string, Record<string, number>>>;
 }
 
 export interface AppEnv {

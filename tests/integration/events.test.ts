@@ -201,6 +201,12 @@ describe("no accepted event is lost", () => {
     expect(r).toMatchObject({ accepted: 1, enqueued: false });
     const id = r.ids[0]!;
     expect(await t.rt.deps.producer.queue("events").getJob(`ev-${id}`)).toBeUndefined();
+    // The tenant's pipeline view counts it as pending; another tenant's view does not.
+    const mine = await client(t.app, tenant.tokens.admin).get("/v1/queues");
+    expect(mine.body.events.pending).toBeGreaterThanOrEqual(1);
+    expect(mine.body.events.oldestPendingAt).not.toBeNull();
+    const theirs = await client(t.app, other.tokens.admin).get("/v1/queues");
+    expect(theirs.body.events.pending).toBe(0);
     const sweep = await handleSweepEvents({ ...t.rt.deps, now: () => new Date(Date.now() + 120_000) }, { graceSeconds: 60 });
     expect(sweep.enqueued).toBeGreaterThanOrEqual(1);
     expect((await t.rt.deps.producer.queue("events").getJob(`ev-${id}`))?.data).toEqual({ tenantId: tenant.id, eventId: id });

@@ -14,29 +14,30 @@ export function authenticate(deps: HttpDeps, opts: { allowAnonymous?: boolean } 
   return async (c, next) => {
     const now = deps.services.now();
     const header = c.req.header("authorization");
+    const unauthenticated = (detail: string) => {
+      c.header("WWW-Authenticate", 'Bearer realm="siyu"');
+      return problem(c, 401, "UNAUTHENTICATED", detail);
+    };
     let principal = null;
     if (header !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      if (!m) return problem(c, 401, "UNAUTHENTICATED", "the Authorization header must be `Bearer <token>`");
+      if (!m) return unauthenticated("the Authorization header must be `Bearer <token>`");
       principal = await authenticateToken(deps.services.db, m[1]!, now);
-      if (!principal) return problem(c, 401, "UNAUTHENTICATED", "the bearer token is unknown, revoked or expired");
+      if (!principal) return unauthenticated("the bearer token is unknown, revoked or expired");
     } else {
       const cookie = getCookie(c, SESSION_COOKIE);
       if (cookie) {
         principal = await authenticateSession(deps.services.db, cookie, now);
-        if (principal && !["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
-          const origin = c.req.header("origin");
-          const expected = new URL(c.req.url).origin;
-          if (origin && origin !== expected && origin !== new URL(deps.services.config.publicUrl).origin) {
-            return problem(c, 403, "FORBIDDEN", "cross-site request refused");
-          }
+        if (principal && !["GET", "HEAD", "OPTIONS"].includes(c.req.method) && !sameOrigin(c.req.header("origin") ?? refererOrigin(c.req.header("referer")), c.req.url, deps.services.config.publicUrl)) {
+          // Browsers send Origin on every cross-site and same-site POST; no Origin and no Referer
+          // on a cookie-authenticated write means we cannot tell where it came from.
+          return problem(c, 403, "FORBIDDEN", "cross-site request refused");
         }
       }
     }
     if (!principal) {
       if (opts.allowAnonymous) return next();
-      c.header("WWW-Authenticate", 'Bearer realm="siyu"');
-      return problem(c, 401, "UNAUTHENTICATED", "sign in or send `Authorization: Bearer <token>`");
+      return unauthenticated("sign in or send `Authorization: Bearer <token>`");
     }
     c.set("principal", principal);
     c.set("ctx", {
@@ -48,4 +49,18 @@ export function authenticate(deps: HttpDeps, opts: { allowAnonymous?: boolean } 
     });
     return next();
   };
+}
+
+function refererOrigin(referer: string | undefined): string | undefined {
+  if (!referer) return undefined;
+  try {
+    return new URL(referer).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+function sameOrigin(origin: string | undefined, requestUrl: string, publicUrl: string): boolean {
+  if (!origin) return false;
+  return origin === new URL(requestUrl).origin || origin === new URL(publicUrl).origin;
 }

@@ -2,7 +2,8 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { listAudit, ListAuditInput } from "../../services/audit/list";
 import { createClinic, CreateClinicInput, listClinics } from "../../services/clinics/clinics";
 import { json, jsonBody, route, validationHook } from "../openapi";
-import type { AppEnv, HttpDeps } from "../types";
+import { eventStats } from "../../services/events/stats";
+import type { AppEnv } from "../types";
 
 const ClinicSchema = z.object({ id: z.string(), name: z.string(), city: z.string().nullable(), address: z.string().nullable(), createdAt: z.string() }).openapi("Clinic");
 const AuditSchema = z
@@ -49,17 +50,23 @@ export function auditRoutes() {
   return app;
 }
 
-export function queueRoutes(deps: HttpDeps) {
+export function queueRoutes() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.openapi(
     route("queues:read", {
       method: "get",
       path: "/",
       tags: ["operations"],
-      summary: "Job counts per queue and state",
-      responses: { 200: json(z.object({ queues: z.record(z.string(), z.record(z.string(), z.number())) }), "Counts") },
+      summary: "This tenant's event pipeline: pending, failing, processed in the last hour",
+      description: "Counted from PostgreSQL for the caller's tenant only. Queue-wide figures (all tenants) are for operators, at /metrics.",
+      responses: {
+        200: json(
+          z.object({ events: z.object({ pending: z.number(), failing: z.number(), processedLastHour: z.number(), oldestPendingAt: z.string().nullable(), lastError: z.string().nullable() }) }),
+          "Counts",
+        ),
+      },
     }),
-    async (c) => c.json({ queues: deps.queueCounts ? await deps.queueCounts() : {} }, 200),
+    async (c) => c.json({ events: await eventStats({ ctx: c.get("ctx") }) }, 200),
   );
   return app;
 }

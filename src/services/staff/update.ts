@@ -1,5 +1,5 @@
-import { and, eq } from "drizzle-orm";
-import { clinics, sessions, staff } from "../../db/schema/index";
+import { and, eq, isNull } from "drizzle-orm";
+import { apiTokens, clinics, sessions, staff } from "../../db/schema/index";
 import { hashPassword } from "../../domain/auth/password";
 import { ConflictError, isUniqueViolation, NotFoundError, ValidationError, zodIssues } from "../../errors";
 import { audit, requirePermission, withTransaction, type Ctx } from "../context";
@@ -37,6 +37,15 @@ export async function updateStaff({ ctx, id, input }: { ctx: Ctx; id: string; in
       // Deactivation, a role change or a new password ends every console session of that person.
       if (v.active === false || (v.role && v.role !== before.role) || passwordHash) {
         await tx.delete(sessions).where(and(eq(sessions.tenantId, ctx.tenantId), eq(sessions.staffId, id)));
+      }
+      // A person who leaves takes no working API token along: reactivation needs new tokens.
+      if (v.active === false && before.active) {
+        const revoked = await tx
+          .update(apiTokens)
+          .set({ revokedAt: ctx.deps.now() })
+          .where(and(eq(apiTokens.tenantId, ctx.tenantId), eq(apiTokens.staffId, id), isNull(apiTokens.revokedAt)))
+          .returning({ id: apiTokens.id });
+        await audit(tx, ctx, revoked.map((t) => ({ action: "token.revoke", entityType: "api_token", entityId: t.id, after: { reason: "staff deactivated" } })));
       }
       await audit(tx, ctx, { action: "staff.update", entityType: "staff", entityId: id, before: staffAudit(before), after: staffAudit(row!) });
       return toStaffView(row!);

@@ -1,0 +1,493 @@
+/**
+ * Security tests try every route. The OpenAPI document is the list: each /v1 operation carries
+ * `x-permission` and `x-roles`, and this file calls each one without credentials, with a garbage
+ * token, as every role outside `x-roles`, as every role inside it, and as another tenant's admin.
+ * A route this file does not know how to call fails the run, so new routes get covered.
+ */
+import { randomUUID } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PERMISSIONS, ROLES, type Permission } from "../../src/domain/auth/permissions";
+import { systemCtx } from "../../src/services/context";
+import { createStaff } from "../../src/services/staff/create";
+import { createToken } from "../../src/services/tokens/tokens";
+import { client, createTestTenant, phone, type ApiResponse, type StaffKey, type TestTenant } from "../helpers/factories";
+import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
+
+let t: TestRuntime;
+let sql: postgres.Sql;
+let A: TestTenant;
+let B: TestTenant;
+let refsA: Refs;
+let refsB: Refs;
+let ops: Operation[];
+
+/** Records of one tenant that routes are called with. */
+interface Refs {
+  tenant: TestTenant;
+  /** A contact owned by the tenant's `consultant`, with a phone. */
+  contactId: string;
+  contactPhone: string;
+  /** A staff member nobody signs in as, safe to patch. */
+  spareStaffId: string;
+  /** An unused API token of the spare staff member. */
+  tokenId: string;
+  clinicId: string;
+  clinicName: string;
+}
+
+interface Operation {
+  method: string;
+  path: string;
+  key: string;
+  permission: Permission;
+  roles: string[];
+}
+
+type Expectation = (res: ApiResponse, a: Refs, b: Refs) => string[] | Promise<string[]>;
+
+interface OpSpec {
+  /** What the `{id}` path parameter names. */
+  id?: "contact" | "staff" | "token";
+  /** Rows are limited to a consultant's own contacts: another consultant gets 404, not 403. */
+  ownContactsOnly?: boolean;
+  query?: (r: Refs) => string;
+  /** A fresh, valid body (so a refusal is about the caller, not the payload). */
+  body?: (r: Refs) => unknown;
+  csv?: (r: Refs) => string;
+  /** Called by tenant B's admin with tenant A's records. */
+  cross: { body?: (a: Refs) => unknown; csv?: (a: Refs) => string; query?: (a: Refs) => string; expect: Expectation };
+}
+
+const CROSS_EVENT_KEY = `cross-tenant-${randomUUID()}`;
+
+const notFound: Expectation = (res) => (res.status === 404 && res.body?.code === "NOT_FOUND" ? [] : [`expected 404 NOT_FOUND, got ${res.status} ${JSON.stringify(res.body)}`]);
+
+/** 2xx, and nothing of tenant A (ids, tenant id) anywhere in the body; B's own records are there. */
+const noLeak =
+  (mustContain: (b: Refs) => string[] = () => []): Expectation =>
+  (res, a, b) => {
+    if (res.status < 200 || res.status >= 300) return [`expected 2xx, got ${res.status} ${JSON.stringify(res.body)}`];
+    const text = JSON.stringify(res.body);
+    const out = idsOf(a)
+      .filter((id) => text.includes(id))
+      .map((id) => `tenant A's id ${id} leaked`);
+    for (const id of mustContain(b)) if (!text.includes(id)) out.push(`tenant B's own ${id} is missing (the check would be vacuous)`);
+    return out;
+  };
+
+const invalid =
+  (field: string): Expectation =>
+  (res) =>
+    res.status === 422 && res.body?.code === "VALIDATION_FAILED" && res.body.errors?.some((e: { field: string }) => e.field === field)
+      ? []
+      : [`expected 422 naming ${field}, got ${res.status} ${JSON.stringify(res.body)}`];
+
+const event = (contactId: string, key: string = randomUUID()) => ({
+  events: [{ type: "message_received", contactId, occurredAt: new Date().toISOString(), idempotencyKey: key, data: { text: "你好" } }],
+});
+
+/** Every operation the document has, and how to call it. Keyed `METHOD /path` as in the document. */
+const SPECS: Record<string, OpSpec> = {
+  "POST /v1/contacts": {
+    body: () => ({ name: "新客户", phone: phone() }),
+    cross: {
+      body: (a) => ({ name: "x", phone: phone(), ownerStaffId: a.tenant.staff.consultant.id, clinicId: a.clinicId, referrerContactId: a.contactId }),
+      expect: async (res) => [...(await invalid("ownerStaffId")(res, refsA, refsB)), ...(await invalid("clinicId")(res, refsA, refsB)), ...(await invalid("referrerContactId")(res, refsA, refsB))],
+    },
+  },
+  "GET /v1/contacts": { cross: { expect: noLeak((b) => [b.contactId]) } },
+  "POST /v1/contacts/import": {
+    csv: () => `name,phone\n导入客户,${phone()}\n`,
+    cross: {
+      // A's phone is a new contact in B (no cross-tenant dedupe); A's consultant is no owner in B.
+      csv: (a) => `name,phone,owner\n同号客户,${a.contactPhone}\n另一位,${phone()},${a.tenant.staff.consultant.email}\n`,
+      expect: (res) =>
+        res.status === 200 && res.body.created === 1 && res.body.updated === 0 && res.body.failed === 1 && res.body.errors[0]?.field === "owner"
+          ? []
+          : [`expected 1 created, 1 failing on owner, got ${res.status} ${JSON.stringify(res.body)}`],
+    },
+  },
+  "GET /v1/contacts/{id}": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
+  "PATCH /v1/contacts/{id}": { id: "contact", ownContactsOnly: true, body: () => ({ name: "改过的名字", attributes: { note: "x" } }), cross: { expect: notFound } },
+  "GET /v1/contacts/{id}/tags": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
+  "POST /v1/events": {
+    body: (r) => event(r.contactId),
+    cross: {
+      body: (a) => event(a.contactId, CROSS_EVENT_KEY),
+      expect: async (res, a, b) => {
+        const out = await invalid("events[0].contactId")(res, a, b);
+        const [row] = await sql<{ n: number }[]>`select count(*)::int as n from events where idempotency_key = ${CROSS_EVENT_KEY}`;
+        if (row?.n !== 0) out.push(`the refused event was stored (${row?.n} rows)`);
+        return out;
+      },
+    },
+  },
+  "GET /v1/events": { ownContactsOnly: true, query: (r) => `contactId=${r.contactId}`, cross: { expect: notFound } },
+  "GET /v1/staff": { cross: { expect: noLeak((b) => [b.spareStaffId]) } },
+  "POST /v1/staff": {
+    body: () => ({ name: "新同事", email: `new-${randomUUID().slice(0, 8)}@example.test`, role: "consultant", skills: ["祛痘"] }),
+    cross: { body: (a) => ({ name: "x", email: `x-${randomUUID().slice(0, 8)}@example.test`, role: "consultant", clinicId: a.clinicId }), expect: invalid("clinicId") },
+  },
+  "GET /v1/staff/{id}": { id: "staff", cross: { expect: notFound } },
+  "PATCH /v1/staff/{id}": { id: "staff", body: () => ({ skills: ["抗衰"], capacity: 20 }), cross: { expect: notFound } },
+  "GET /v1/tokens": { cross: { expect: noLeak((b) => [b.tokenId]) } },
+  "POST /v1/tokens": { body: (r) => ({ staffId: r.spareStaffId, name: "ci" }), cross: { body: (a) => ({ staffId: a.spareStaffId, name: "steal" }), expect: invalid("staffId") } },
+  "DELETE /v1/tokens/{id}": { id: "token", cross: { expect: notFound } },
+  "GET /v1/clinics": { cross: { expect: noLeak((b) => [b.clinicId]) } },
+  "POST /v1/clinics": {
+    body: () => ({ name: `门店 ${randomUUID().slice(0, 8)}`, city: "上海" }),
+    // Clinic names are unique per tenant, not across tenants.
+    cross: { body: (a) => ({ name: a.clinicName }), expect: (res) => (res.status === 201 ? [] : [`expected 201, got ${res.status} ${JSON.stringify(res.body)}`]) },
+  },
+  "GET /v1/audit": { cross: { expect: noLeak((b) => [b.contactId]) } },
+  "GET /v1/queues": { cross: { expect: noLeak() } },
+};
+
+/** Operations open to anonymous callers or to every signed-in caller. */
+const UNGUARDED = ["POST /v1/auth/login", "POST /v1/auth/logout", "GET /v1/me"];
+
+function idsOf(r: Refs): string[] {
+  return [r.tenant.id, r.contactId, r.spareStaffId, r.tokenId, r.clinicId, ...Object.values(r.tenant.staff).map((s) => s.id)];
+}
+
+async function makeRefs(tenant: TestTenant): Promise<Refs> {
+  const consultant = client(t.app, tenant.tokens.consultant);
+  const admin = client(t.app, tenant.tokens.admin);
+  const contactPhone = phone();
+  const contact = await consultant.post("/v1/contacts", { name: "归属客户", phone: contactPhone });
+  expect(contact.status).toBe(201);
+  const ctx = systemCtx(t.rt.deps, tenant.id, "test");
+  const spare = await createStaff({ ctx, input: { name: "备用", email: `spare@${tenant.slug}.test`, role: "marketing" } });
+  const token = await createToken({ ctx, input: { staffId: spare.id, name: "unused" } });
+  const clinicName = `门店 ${tenant.slug}`;
+  const clinic = await admin.post("/v1/clinics", { name: clinicName, city: "杭州" });
+  expect(clinic.status).toBe(201);
+  // Give the contact a timeline, so the events list has rows to leak.
+  expect((await admin.post("/v1/events", event(contact.body.id))).status).toBe(202);
+  return { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName };
+}
+
+/** A real id of the kind the path takes; a throwaway token when the call would revoke it. */
+async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise<string> {
+  if (kind === "contact") return r.contactId;
+  if (kind === "staff") return r.spareStaffId;
+  if (kind === "token") {
+    if (!destructive) return r.tokenId;
+    return (await createToken({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), input: { staffId: r.spareStaffId, name: "throwaway" } })).id;
+  }
+  throw new Error(`unknown id kind ${String(kind)}`);
+}
+
+/** Call an operation with its spec's parameters and body. */
+async function callOp(op: Operation, token: string | undefined, r: Refs, opts: { destructive?: boolean; body?: unknown; csv?: string; query?: string; headers?: Record<string, string> } = {}) {
+  const spec = SPECS[op.key]!;
+  let path = op.path;
+  if (path.includes("{id}")) path = path.replace("{id}", await idFor(spec.id, r, opts.destructive ?? false));
+  if (/\{\w+\}/.test(path)) throw new Error(`${op.key}: a path parameter this test cannot fill`);
+  const query = opts.query ?? spec.query?.(r);
+  if (query) path += `?${query}`;
+  const c = client(t.app, token);
+  const csv = opts.csv ?? spec.csv?.(r);
+  if (csv !== undefined) return c.call(op.method, path, csv, { "content-type": "text/csv", ...opts.headers });
+  return c.call(op.method, path, opts.body ?? spec.body?.(r), opts.headers);
+}
+
+function problemIssues(res: ApiResponse, status: number, code: string): string[] {
+  const out: string[] = [];
+  if (res.status !== status) out.push(`status ${res.status}, expected ${status}`);
+  if (!/^application\/problem\+json/.test(res.headers.get("content-type") ?? "")) out.push(`content-type ${res.headers.get("content-type")}`);
+  const b = res.body ?? {};
+  if (b.code !== code) out.push(`code ${b.code}, expected ${code}`);
+  if (b.status !== status || typeof b.type !== "string" || typeof b.title !== "string" || typeof b.detail !== "string") out.push(`not a problem body: ${JSON.stringify(b)}`);
+  if (!b.requestId || b.requestId !== res.headers.get("x-request-id")) out.push(`requestId ${b.requestId} vs header ${res.headers.get("x-request-id")}`);
+  return out;
+}
+
+async function auditCount(tenantId: string): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from audit_log where tenant_id = ${tenantId}`;
+  return row!.n;
+}
+
+beforeAll(async () => {
+  t = await createTestRuntime();
+  sql = postgres(t.databaseUrl, { max: 2, onnotice: () => {} });
+  [A, B] = await Promise.all([createTestTenant(t.rt.deps), createTestTenant(t.rt.deps)]);
+  refsA = await makeRefs(A);
+  refsB = await makeRefs(B);
+  const doc = (await (await t.app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, Record<string, unknown>>> };
+  ops = [];
+  for (const [path, byMethod] of Object.entries(doc.paths)) {
+    if (!path.startsWith("/v1/")) continue;
+    for (const [method, op] of Object.entries(byMethod)) {
+      const key = `${method.toUpperCase()} ${path}`;
+      if (op["x-permission"] === undefined) continue;
+      ops.push({ method: method.toUpperCase(), path, key, permission: op["x-permission"] as Permission, roles: op["x-roles"] as string[] });
+    }
+  }
+});
+
+afterAll(async () => {
+  await sql?.end();
+  await t?.close();
+});
+
+describe("the route list", () => {
+  it("knows how to call every guarded /v1 operation in the OpenAPI document, and nothing else is unguarded", async () => {
+    const doc = (await (await t.app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, Record<string, unknown>>> };
+    const all = Object.entries(doc.paths)
+      .filter(([p]) => p.startsWith("/v1/"))
+      .flatMap(([p, byMethod]) => Object.entries(byMethod).map(([m, op]) => ({ key: `${m.toUpperCase()} ${p}`, op })));
+    const unguarded = all.filter((x) => x.op["x-permission"] === undefined).map((x) => x.key);
+    expect(unguarded.sort(), "a /v1 operation without x-permission: guard it with route() or add it to UNGUARDED deliberately").toEqual([...UNGUARDED].sort());
+    const unknown = ops.map((o) => o.key).filter((k) => !SPECS[k]);
+    expect(unknown, "new operations: add them to SPECS in tests/integration/security.test.ts so they are tried").toEqual([]);
+    const gone = Object.keys(SPECS).filter((k) => !ops.some((o) => o.key === k));
+    expect(gone, "SPECS lists operations the document no longer has").toEqual([]);
+    // Response schemas are documented too (the Contact one is built from the service's view).
+    const schemas = (doc as { components?: { schemas?: Record<string, { properties?: Record<string, unknown> }> } }).components?.schemas ?? {};
+    expect(Object.keys(schemas.Contact?.properties ?? {})).toEqual(expect.arrayContaining(["id", "phone", "phoneMasked", "ownerStaffId"]));
+    for (const o of ops) {
+      expect(o.roles, o.key).toEqual([...PERMISSIONS[o.permission]]);
+      for (const r of o.roles) expect(ROLES as readonly string[]).toContain(r);
+    }
+  });
+
+  it("documents every /v1 route the app serves (no undocumented, unguarded handlers)", () => {
+    const documented = new Set([...ops.map((o) => o.key), ...UNGUARDED].map((k) => k.replace(/\{(\w+)\}/g, ":$1")));
+    const served = new Set(t.app.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/")).map((r) => `${r.method} ${r.path}`));
+    expect([...served].filter((k) => !documented.has(k))).toEqual([]);
+  });
+});
+
+describe("every guarded operation", () => {
+  it("answers 401 problem+json without credentials, and changes nothing", async () => {
+    const before = await auditCount(A.id);
+    const failures: string[] = [];
+    for (const op of ops) {
+      const res = await callOp(op, undefined, refsA);
+      failures.push(...problemIssues(res, 401, "UNAUTHENTICATED").map((m) => `${op.key}: ${m}`));
+      if (res.headers.get("www-authenticate") === null) failures.push(`${op.key}: no WWW-Authenticate header`);
+    }
+    expect(failures).toEqual([]);
+    expect(await auditCount(A.id)).toBe(before);
+  });
+
+  it("answers 401 to a garbage, malformed or foreign-looking bearer token", async () => {
+    const failures: string[] = [];
+    const garbage = ["garbage", `sy_AAAAAAAA_${"x".repeat(32)}`, A.tokens.admin.slice(0, -1)];
+    for (const op of ops) {
+      for (const token of garbage) {
+        const res = await callOp(op, token, refsA);
+        failures.push(...problemIssues(res, 401, "UNAUTHENTICATED").map((m) => `${op.key} with ${token.slice(0, 12)}…: ${m}`));
+      }
+      for (const header of ["Basic YWRtaW46YWRtaW4=", "Bearer", `Bearer ${A.tokens.admin} extra`, `Token ${A.tokens.admin}`]) {
+        const res = await callOp(op, undefined, refsA, { headers: { authorization: header } });
+        failures.push(...problemIssues(res, 401, "UNAUTHENTICATED").map((m) => `${op.key} with "${header.slice(0, 14)}…": ${m}`));
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it("answers 403 FORBIDDEN to every role outside x-roles, with a valid request, and changes nothing", async () => {
+    const before = await auditCount(A.id);
+    const failures: string[] = [];
+    let tried = 0;
+    for (const op of ops) {
+      for (const role of ROLES.filter((r) => !op.roles.includes(r))) {
+        tried++;
+        const res = await callOp(op, A.tokens[role], refsA);
+        failures.push(...problemIssues(res, 403, "FORBIDDEN").map((m) => `${op.key} as ${role}: ${m}`));
+      }
+    }
+    expect(failures).toEqual([]);
+    expect(tried).toBeGreaterThan(20);
+    expect(await auditCount(A.id)).toBe(before);
+    const [token] = await sql<{ revoked_at: Date | null }[]>`select revoked_at from api_tokens where id = ${refsA.tokenId}`;
+    expect(token?.revoked_at).toBeNull();
+  });
+
+  it("lets every role in x-roles through (consultants see only their own contacts)", async () => {
+    const failures: string[] = [];
+    const keys: StaffKey[] = ["admin", "marketing", "consultant", "consultant2", "reviewer"];
+    for (const op of ops) {
+      const spec = SPECS[op.key]!;
+      for (const key of keys) {
+        const role = key === "consultant2" ? "consultant" : key;
+        if (!op.roles.includes(role)) continue;
+        const res = await callOp(op, A.tokens[key], refsA, { destructive: true });
+        const expected = key === "consultant2" && spec.ownContactsOnly ? "404" : "2xx";
+        const ok = expected === "404" ? res.status === 404 : res.status >= 200 && res.status < 300;
+        if (!ok) failures.push(`${op.key} as ${key}: expected ${expected}, got ${res.status} ${JSON.stringify(res.body)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("tenant isolation", () => {
+  async function snapshotA() {
+    const admin = client(t.app, A.tokens.admin);
+    const contact = await admin.get(`/v1/contacts/${refsA.contactId}`);
+    const staff = await admin.get(`/v1/staff/${refsA.spareStaffId}`);
+    const tokens = await admin.get(`/v1/tokens?staffId=${refsA.spareStaffId}`);
+    const clinics = await admin.get("/v1/clinics");
+    const events = await admin.get(`/v1/events?contactId=${refsA.contactId}`);
+    expect([contact.status, staff.status, tokens.status, clinics.status, events.status]).toEqual([200, 200, 200, 200, 200]);
+    return {
+      contact: contact.body,
+      staff: staff.body,
+      token: tokens.body.items.find((x: { id: string }) => x.id === refsA.tokenId),
+      clinics: clinics.body.items,
+      events: events.body.items,
+    };
+  }
+
+  it("refuses tenant B's admin every operation on tenant A's records, and A's rows are unchanged", async () => {
+    const before = await snapshotA();
+    expect(before.token).toMatchObject({ id: refsA.tokenId, revokedAt: null });
+    const auditBefore = await auditCount(A.id);
+    const failures: string[] = [];
+    for (const op of ops) {
+      const cross = SPECS[op.key]!.cross;
+      const res = await callOp(op, B.tokens.admin, refsA, {
+        destructive: false,
+        body: cross.body?.(refsA),
+        csv: cross.csv?.(refsA),
+        query: cross.query?.(refsA),
+      });
+      failures.push(...(await cross.expect(res, refsA, refsB)).map((m) => `${op.key}: ${m}`));
+    }
+    expect(failures).toEqual([]);
+    expect(await snapshotA()).toEqual(before);
+    expect(await auditCount(A.id)).toBe(auditBefore);
+    // A's token still works.
+    const tokenRow = await sql`select revoked_at from api_tokens where id = ${refsA.tokenId}`;
+    expect(tokenRow[0]?.revoked_at).toBeNull();
+  });
+
+  it("filters lists by tenant even when asked for tenant A's records by id", async () => {
+    const b = client(t.app, B.tokens.admin);
+    const a = refsA;
+    const checks: [string, (body: unknown) => boolean][] = [
+      [`/v1/contacts?owner=${a.tenant.staff.consultant.id}`, (x) => (x as { items: unknown[] }).items.length === 0],
+      [`/v1/contacts?q=${a.contactPhone}`, (x) => !JSON.stringify(x).includes(a.contactId)],
+      [`/v1/tokens?staffId=${a.spareStaffId}`, (x) => (x as { items: unknown[] }).items.length === 0],
+      [`/v1/audit?entityId=${a.contactId}`, (x) => (x as { items: unknown[] }).items.length === 0],
+      [`/v1/audit?entityType=staff&entityId=${a.tenant.staff.admin.id}`, (x) => (x as { items: unknown[] }).items.length === 0],
+    ];
+    for (const [path, ok] of checks) {
+      const res = await b.get(path);
+      expect(res.status, path).toBe(200);
+      expect(ok(res.body), `${path}: ${JSON.stringify(res.body)}`).toBe(true);
+    }
+    // And the same queries do find A's records for A (the filters above are not vacuous).
+    const own = client(t.app, A.tokens.admin);
+    expect((await own.get(`/v1/contacts?owner=${a.tenant.staff.consultant.id}`)).body.items.map((x: { id: string }) => x.id)).toContain(a.contactId);
+    expect((await own.get(`/v1/tokens?staffId=${a.spareStaffId}`)).body.items.map((x: { id: string }) => x.id)).toContain(a.tokenId);
+    expect((await own.get(`/v1/audit?entityId=${a.contactId}`)).body.items.length).toBeGreaterThan(0);
+  });
+
+  it("refuses an event batch naming another tenant's contact: 422 on events[0].contactId, nothing stored", async () => {
+    const key = `batch-${randomUUID()}`;
+    const before = await sql<{ n: number }[]>`select count(*)::int as n from events where tenant_id in (${A.id}, ${B.id})`;
+    const res = await client(t.app, B.tokens.admin).post("/v1/events", {
+      events: [
+        { type: "message_received", contactId: refsA.contactId, occurredAt: new Date().toISOString(), idempotencyKey: key, data: { text: "hi" } },
+        { type: "message_received", contactId: refsB.contactId, occurredAt: new Date().toISOString(), idempotencyKey: `${key}-b`, data: { text: "hi" } },
+      ],
+    });
+    expect(problemIssues(res, 422, "VALIDATION_FAILED")).toEqual([]);
+    expect(res.body.errors).toEqual([{ field: "events[0].contactId", message: expect.any(String) }]);
+    const after = await sql<{ n: number }[]>`select count(*)::int as n from events where tenant_id in (${A.id}, ${B.id})`;
+    expect(after[0]!.n).toBe(before[0]!.n);
+    const timeline = await client(t.app, A.tokens.admin).get(`/v1/events?contactId=${refsA.contactId}`);
+    expect(timeline.body.items.map((e: { idempotencyKey: string }) => e.idempotencyKey)).not.toContain(key);
+  });
+});
+
+describe("consultant isolation", () => {
+  it("hides a consultant's contact from another consultant: get, patch, tags, timeline 404; absent from lists", async () => {
+    const other = client(t.app, A.tokens.consultant2);
+    const id = refsA.contactId;
+    const before = (await client(t.app, A.tokens.admin).get(`/v1/contacts/${id}`)).body;
+    for (const [what, res] of [
+      ["get", await other.get(`/v1/contacts/${id}`)],
+      ["patch", await other.patch(`/v1/contacts/${id}`, { name: "抢过来" })],
+      ["take over", await other.patch(`/v1/contacts/${id}`, { ownerStaffId: A.staff.consultant2.id })],
+      ["tags", await other.get(`/v1/contacts/${id}/tags`)],
+      ["timeline", await other.get(`/v1/events?contactId=${id}`)],
+    ] as const) {
+      expect(problemIssues(res, 404, "NOT_FOUND"), what).toEqual([]);
+    }
+    const list = await other.get("/v1/contacts?limit=200");
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((c: { id: string }) => c.id)).not.toContain(id);
+    expect((await other.get(`/v1/contacts?q=${refsA.contactPhone}`)).body.items).toEqual([]);
+    expect((await client(t.app, A.tokens.admin).get(`/v1/contacts/${id}`)).body).toEqual(before);
+  });
+
+  it("shows a consultant their own contacts, and only those", async () => {
+    const mine = client(t.app, A.tokens.consultant);
+    expect((await mine.get(`/v1/contacts/${refsA.contactId}`)).status).toBe(200);
+    const list = await mine.get("/v1/contacts?limit=200");
+    expect(list.body.items.map((c: { id: string }) => c.id)).toContain(refsA.contactId);
+    for (const c of list.body.items) expect(c.ownerStaffId).toBe(A.staff.consultant.id);
+    const created = await client(t.app, A.tokens.consultant2).post("/v1/contacts", { name: "二号的客户" });
+    expect(created.body.ownerStaffId).toBe(A.staff.consultant2.id);
+    expect((await mine.get(`/v1/contacts/${created.body.id}`)).status).toBe(404);
+  });
+
+  it("does not let a consultant give contacts away or create them for someone else", async () => {
+    const mine = client(t.app, A.tokens.consultant);
+    const give = await mine.patch(`/v1/contacts/${refsA.contactId}`, { ownerStaffId: A.staff.consultant2.id });
+    expect(problemIssues(give, 403, "FORBIDDEN")).toEqual([]);
+    const forOther = await mine.post("/v1/contacts", { name: "替别人建", ownerStaffId: A.staff.consultant2.id });
+    expect(problemIssues(forOther, 403, "FORBIDDEN")).toEqual([]);
+    const c = await client(t.app, A.tokens.admin).get(`/v1/contacts/${refsA.contactId}`);
+    expect(c.body.ownerStaffId).toBe(A.staff.consultant.id);
+  });
+});
+
+describe("phone numbers", () => {
+  it("are masked for roles without PII rights and clear for admins and the owning consultant", async () => {
+    const digits = refsA.contactPhone;
+    const masked = `${digits.slice(0, 3)}****${digits.slice(7)}`;
+    const path = `/v1/contacts/${refsA.contactId}`;
+    const marketing = client(t.app, A.tokens.marketing);
+    const m = await marketing.get(path);
+    expect(m.body).toMatchObject({ phone: masked, phoneMasked: true });
+    expect(JSON.stringify(m.body)).not.toContain(digits.slice(3, 7) + digits.slice(7));
+    const mList = await marketing.get(`/v1/contacts?q=${digits}`);
+    expect(mList.body.items).toEqual([expect.objectContaining({ id: refsA.contactId, phone: masked, phoneMasked: true })]);
+    const mPatch = await marketing.patch(path, { attributes: { seenBy: "marketing" } });
+    expect(mPatch.body).toMatchObject({ phone: masked, phoneMasked: true });
+    for (const key of ["admin", "consultant"] as const) {
+      const res = await client(t.app, A.tokens[key]).get(path);
+      expect(res.body, key).toMatchObject({ phone: `+86${digits}`, phoneMasked: false });
+    }
+    const reviewer = await client(t.app, A.tokens.reviewer).get(path);
+    expect(reviewer.status).toBe(403);
+  });
+
+  it("are stored encrypted with a keyed hash, and never in clear in the audit log", async () => {
+    const digits = refsA.contactPhone;
+    const [row] = await sql<{ phone_enc: string; phone_hash: string; phone_mask: string }[]>`select phone_enc, phone_hash, phone_mask from contacts where id = ${refsA.contactId}`;
+    expect(row).toBeDefined();
+    for (const needle of [digits, digits.slice(3), digits.slice(-8)]) {
+      expect(row!.phone_enc).not.toContain(needle);
+      expect(row!.phone_hash).not.toContain(needle);
+    }
+    expect(row!.phone_hash).not.toBe(digits);
+    expect(row!.phone_hash).not.toBe(`+86${digits}`);
+    expect(row!.phone_mask).toBe(`${digits.slice(0, 3)}****${digits.slice(7)}`);
+    // It is real ciphertext of the number (decrypts with the key), not a scrambled copy.
+    expect(t.rt.deps.pii!.decrypt(row!.phone_enc)).toBe(`+86${digits}`);
+    // Same number, other tenant (B imported it): same keyed hash is fine, but a distinct ciphertext (random IV).
+    const same = await sql<{ tenant_id: string; phone_enc: string }[]>`select tenant_id, phone_enc from contacts where phone_hash = ${row!.phone_hash}`;
+    expect(same.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(same.map((s) => s.phone_enc)).size).toBe(same.length);
+    const audits = await sql<{ doc: string }[]>`select coalesce(before::text, '') || coalesce(after::text, '') as doc from audit_log`;
+    for (const a of audits) expect(a.doc).not.toContain(digits.slice(3));
+  });
+});
