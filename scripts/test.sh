@@ -332,10 +332,14 @@ else
 fi
 if [ "${SIYU_MODE:-test}" = bench ]; then
   :
-elif run_step tests vitest run "$@"; then
+elif run_step tests vitest run --reporter=default --reporter=json --outputFile.json="$TMP_DIR/vitest.json" "$@"; then
   SHOW_SERVER_LOGS=0
 else
   failed $?
+fi
+# One plain closing line that any CI can read: "tests: N passed, N failed[, N skipped]".
+if [ -s "$TMP_DIR/vitest.json" ]; then
+  node -e 'const r=require(process.argv[1]);const s=r.numPendingTests+r.numTodoTests;console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`+(s?`, ${s} skipped`:""))' "$TMP_DIR/vitest.json" || true
 fi
 
 if [ "$FIRST_RC" -eq 0 ]; then
