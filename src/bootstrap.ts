@@ -6,6 +6,7 @@ import { createRedis } from "./queue/connection";
 import { startPrivateRedis, type PrivateRedis } from "./queue/private-redis";
 import { Producer } from "./queue/producer";
 import type { ServiceDeps } from "./services/context";
+import { WecomClient } from "./wecom/api/client";
 import type { Redis } from "ioredis";
 
 export interface Runtime {
@@ -21,7 +22,7 @@ export interface Runtime {
 }
 
 /** Open the database (migrating when asked), Redis (starting a private one when REDIS_URL is unset) and the producer. */
-export async function bootstrap(config: Readonly<Config>, opts: { logger?: Logger; migrate?: boolean; now?: () => Date } = {}): Promise<Runtime> {
+export async function bootstrap(config: Readonly<Config>, opts: { logger?: Logger; migrate?: boolean; now?: () => Date; wecomBaseUrl?: string } = {}): Promise<Runtime> {
   const logger = opts.logger ?? createLogger({ level: config.LOG_LEVEL });
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DB_POOL_MAX });
   if (opts.migrate) await database.migrate();
@@ -37,6 +38,9 @@ export async function bootstrap(config: Readonly<Config>, opts: { logger?: Logge
   // The producer has no offline queue: wait until it is connected so the first enqueue does not fail.
   await waitReady(producerConn, redisUrl);
   const producer = new Producer(producerConn, config.QUEUE_PREFIX);
+  // One client per app, so the in-process single flight of token refreshes is shared by all callers.
+  const clients = new Map<string, WecomClient>();
+  const wecomBaseUrl = opts.wecomBaseUrl ?? config.WECOM_API_BASE;
   const deps: ServiceDeps = {
     db: database.db,
     config,
@@ -44,6 +48,15 @@ export async function bootstrap(config: Readonly<Config>, opts: { logger?: Logge
     producer,
     pii: config.piiKey ? createPiiCipher(config.piiKey) : undefined,
     now: opts.now ?? (() => new Date()),
+    wecomClient: (app) => {
+      const key = `${app.corpId}/${app.agentId}/${app.secret}`;
+      let c = clients.get(key);
+      if (!c) {
+        c = new WecomClient({ baseUrl: wecomBaseUrl, corpId: app.corpId, secret: app.secret, agentId: app.agentId, redis, keyPrefix: config.QUEUE_PREFIX });
+        clients.set(key, c);
+      }
+      return c;
+    },
   };
   return {
     config,

@@ -66,6 +66,12 @@ export const EnvSchema = z.object({
   /** Optional bearer token required to read /metrics. */
   METRICS_TOKEN: z.string().min(8).optional(),
   WECOM_MODE: z.enum(["sandbox", "live"]).default("sandbox"),
+  /** WeCom server API base URL (live mode); sandbox mode points the client at the in-process fake. */
+  WECOM_API_BASE: z.url().default("https://qyapi.weixin.qq.com"),
+  /** Largest callback body accepted, in bytes (413 beyond it). */
+  WECOM_CALLBACK_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+  /** Accepted clock difference between WeCom's callback timestamp and ours, in seconds. */
+  WECOM_CALLBACK_WINDOW_SECONDS: z.coerce.number().int().min(10).default(300),
   WECOM_CORP_ID: z.string().optional(),
   WECOM_AGENT_ID: z.string().optional(),
   WECOM_SECRET: z.string().optional(),

@@ -5,9 +5,10 @@ import { jobId, QUEUES, type QueueName } from "../queue/catalog";
 import { jobDuration, jobsProcessed } from "../metrics";
 import type { ServiceDeps } from "../services/context";
 import { handleProcessEvent } from "./process-event";
+import { handleProcessWecomCallback } from "./process-wecom-callback";
 import { handleSweepEvents } from "./sweep-events";
 
-export const WORKER_NAMES = ["events", "maintenance", "scheduler"] as const;
+export const WORKER_NAMES = ["events", "wecom", "maintenance", "scheduler"] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 export interface RunningWorker {
@@ -21,6 +22,8 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
   switch (job.name) {
     case "process-event":
       return handleProcessEvent(deps, job.data, meta);
+    case "process-wecom-callback":
+      return handleProcessWecomCallback(deps, job.data);
     case "sweep-events":
       return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });
     default:
@@ -50,7 +53,7 @@ export function startQueueWorker(deps: ServiceDeps, redisUrl: string, queue: Que
   );
   worker.on("error", (err) => deps.logger.error({ queue, err: err.message }, "worker error"));
   return {
-    name: queue === QUEUES.events ? "events" : "maintenance",
+    name: queue === QUEUES.events ? "events" : queue === QUEUES.wecom ? "wecom" : "maintenance",
     close: async () => {
       await worker.close();
       await connection.quit().catch(() => connection.disconnect());
@@ -84,8 +87,10 @@ export function startWorkers(deps: ServiceDeps, redisUrl: string, names: readonl
   return names.map((n) =>
     n === "events"
       ? startQueueWorker(deps, redisUrl, QUEUES.events, deps.config.EVENTS_CONCURRENCY)
-      : n === "maintenance"
-        ? startQueueWorker(deps, redisUrl, QUEUES.maintenance, 1)
-        : startScheduler(deps),
+      : n === "wecom"
+        ? startQueueWorker(deps, redisUrl, QUEUES.wecom, 4)
+        : n === "maintenance"
+          ? startQueueWorker(deps, redisUrl, QUEUES.maintenance, 1)
+          : startScheduler(deps),
   );
 }

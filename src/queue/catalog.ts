@@ -3,6 +3,7 @@ import { z } from "zod";
 /** Queue names (kebab-case). Workers scale out per queue. */
 export const QUEUES = {
   events: "events",
+  wecom: "wecom",
   maintenance: "maintenance",
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -17,6 +18,12 @@ export const JOBS = {
     payload: z.object({ tenantId: z.uuid(), eventId: z.uuid() }),
     attempts: 8,
     backoffMs: 1000,
+  },
+  "process-wecom-callback": {
+    queue: QUEUES.wecom,
+    payload: z.object({ tenantId: z.uuid(), callbackId: z.uuid() }),
+    attempts: 8,
+    backoffMs: 2000,
   },
   "sweep-events": {
     queue: QUEUES.maintenance,

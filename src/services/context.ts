@@ -7,6 +7,7 @@ import type { PiiCipher } from "../domain/pii/crypto";
 import { AppError, ForbiddenError } from "../errors";
 import type { Logger } from "../logger";
 import type { Producer } from "../queue/producer";
+import type { WecomClient } from "../wecom/api/client";
 
 /** Long-lived dependencies every service may use. Built once per process. */
 export interface ServiceDeps {
@@ -16,6 +17,8 @@ export interface ServiceDeps {
   producer: Producer;
   pii: PiiCipher | undefined;
   now: () => Date;
+  /** A WeCom API client for a corp's app (token cache and rate limits shared through Redis). */
+  wecomClient: (app: { corpId: string; secret: string; agentId: number }) => WecomClient;
 }
 
 export type Actor =

@@ -34,6 +34,8 @@ interface Refs {
   tokenId: string;
   clinicId: string;
   clinicName: string;
+  /** The tenant's WeCom CorpID (settings are set up for every tenant here). */
+  corpId: string;
 }
 
 interface Operation {
@@ -142,6 +144,22 @@ const SPECS: Record<string, OpSpec> = {
   },
   "GET /v1/audit": { cross: { expect: noLeak((b) => [b.contactId]) } },
   "GET /v1/queues": { cross: { expect: noLeak() } },
+  "GET /v1/wecom/settings": {
+    cross: {
+      expect: async (res, a, b) => [...(await noLeak()(res, a, b)), ...(JSON.stringify(res.body).includes(a.corpId) ? [`tenant A's corp id leaked`] : []), ...(res.body?.corpId === b.corpId ? [] : [`B's own settings missing`])],
+    },
+  },
+  "PUT /v1/wecom/settings": {
+    body: (r) => ({ corpId: r.corpId, agentId: 1000002 }),
+    cross: {
+      // B can only ever write B's own settings: A's stay as they were.
+      body: (a) => ({ corpId: a.corpId, agentId: 1000099 }),
+      expect: async (res, a) => {
+        const mine = await client(t.app, a.tenant.tokens.admin).get("/v1/wecom/settings");
+        return res.status === 200 && mine.body.agentId === 1000002 ? [] : [`expected B's own 200 and A unchanged, got ${res.status}, A agentId ${mine.body.agentId}`];
+      },
+    },
+  },
 };
 
 /** Operations open to anonymous callers or to every signed-in caller. */
@@ -163,9 +181,12 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   const clinicName = `门店 ${tenant.slug}`;
   const clinic = await admin.post("/v1/clinics", { name: clinicName, city: "杭州" });
   expect(clinic.status).toBe(201);
+  const corpId = `ww${randomUUID().replace(/-/g, "").slice(0, 16)}`;
+  const wecom = await admin.call("PUT", "/v1/wecom/settings", { corpId, agentId: 1000002, secret: "s3cret-app-secret", callbackToken: "Token123", encodingAesKey: "a".repeat(43) });
+  expect(wecom.status).toBe(200);
   // Give the contact a timeline, so the events list has rows to leak.
   expect((await admin.post("/v1/events", event(contact.body.id))).status).toBe(202);
-  return { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName };
+  return { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId };
 }
 
 /** A real id of the kind the path takes; a throwaway token when the call would revoke it. */

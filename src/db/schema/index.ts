@@ -3,3 +3,4 @@ export * from "./contacts";
 export * from "./tags";
 export * from "./events";
 export * from "./audit";
+export * from "./wecom";

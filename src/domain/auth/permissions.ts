@@ -19,6 +19,7 @@ export const PERMISSIONS = {
   "tokens:manage": ["admin"],
   "audit:read": ["admin"],
   "queues:read": ["admin"],
+  "wecom:manage": ["admin"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

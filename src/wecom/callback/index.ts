@@ -1,0 +1,43 @@
+/** WeCom callback boundary: crypto (signature, AES), the POST envelope and the event model. */
+export {
+  WecomCryptoError,
+  aesKeyFromEncodingAesKey,
+  computeSignature,
+  verifySignature,
+  isTimestampFresh,
+  encryptMessage,
+  decryptMessage,
+  verifyAndDecrypt,
+  signAndEncrypt,
+  type WecomCryptoErrorCode,
+  type DecryptedMessage,
+  type CallbackCredentials,
+  type SignedCiphertext,
+} from "../crypto";
+export {
+  CallbackParseError,
+  DEFAULT_MAX_XML_BYTES,
+  parseCallbackEnvelope,
+  buildPostEnvelope,
+  buildReplyEnvelope,
+  cdata,
+  readXmlRoot,
+  childText,
+  type CallbackEnvelope,
+  type XmlElement,
+  type XmlReadOptions,
+} from "./envelope";
+export {
+  ExternalContactChangeType,
+  ExternalContactEvent,
+  ExternalChatChangeType,
+  ExternalChatEvent,
+  ExternalTagChangeType,
+  ExternalTagEvent,
+  KNOWN_CHAT_UPDATE_DETAILS,
+  MessageEvent,
+  OtherEvent,
+  WecomCallbackEvent,
+  parseCallbackXml,
+  callbackDedupeKey,
+} from "./events";
