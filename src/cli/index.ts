@@ -78,6 +78,22 @@ program
     process.exit(code);
   });
 
+const wecom = program.command("wecom").description("WeCom: sandbox simulations");
+wecom
+  .command("simulate")
+  .description("play what a patient does in WeCom against the sandbox: add-contact, delete-staff, join-group, leave-group, message")
+  .argument("<what>", "add-contact | delete-staff | join-group | leave-group | message")
+  .option("--staff <userid>", "the consultant's WeCom userid (demo: zhangmin, liuyang, chenchen)")
+  .option("--external <id>", "the patient's external_userid")
+  .option("--name <name>", "the patient's WeChat name (add-contact) or the group name (join-group)")
+  .option("--state <state>", "channel code (渠道活码 state) the patient scanned")
+  .option("--chat <chatId>", "group chat id")
+  .option("--text <text>", "message text")
+  .action(async (what: string, o: Record<string, string | undefined>) => {
+    const { simulate } = await import("./wecom");
+    process.stdout.write((await simulate(config(), what, o)) + "\n");
+  });
+
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`siyu: ${(err as Error).message}\n`);
   process.exit(1);

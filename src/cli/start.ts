@@ -1,7 +1,9 @@
 import { eq } from "drizzle-orm";
 import { bootstrap } from "../bootstrap";
 import type { Config } from "../config/env";
-import { staff } from "../db/schema/index";
+import { staff, tenants } from "../db/schema/index";
+import { createLogger } from "../logger";
+import { applyEnvWecomSettings, connectSandbox, startSandboxWecom, writeSandboxInfo } from "./sandbox";
 import { startWorkers, WORKER_NAMES, type WorkerName } from "../jobs/workers";
 import { startHttpServer } from "../server";
 import { systemCtx } from "../services/context";
@@ -26,14 +28,20 @@ export async function run(config: Readonly<Config>, opts: RunOptions): Promise<v
       `running the API and workers as separate processes needs a shared database and Redis: set ${[!config.DATABASE_URL && "DATABASE_URL", !config.REDIS_URL && "REDIS_URL"].filter(Boolean).join(" and ")} (or use \`siyu start\` for everything in one process)`,
     );
   }
-  const rt = await bootstrap(config, { migrate: opts.migrate });
+  // Sandbox mode: the fake WeCom runs inside `siyu start`. Processes run apart talk to a real WeCom
+  // (or a fake started on its own: `tsx src/wecom/fake/main.ts`) through WECOM_API_BASE.
+  const logger = createLogger({ level: config.LOG_LEVEL });
+  const fake = config.WECOM_MODE === "sandbox" && !split ? await startSandboxWecom(config, logger) : null;
+  const rt = await bootstrap(config, { migrate: opts.migrate, logger, ...(fake ? { wecomBaseUrl: fake.url } : {}) });
   const shutdown = new ShutdownManager(rt.logger, config.SHUTDOWN_TIMEOUT_MS);
   shutdown.register("runtime", () => rt.close());
+  if (fake) shutdown.register("sandbox-wecom", () => fake.close());
   shutdown.listen();
   let demoHint: string | undefined;
   if (opts.seed) {
     const seeded = await seedDemo({ deps: rt.deps, slug: config.TENANT_SLUG, password: config.DEMO_PASSWORD });
     if (seeded.created) rt.logger.info({ contacts: seeded.contacts, events: seeded.events }, "seeded the demo clinic");
+    await applyEnvWecomSettings(rt.deps, seeded.tenantId);
     if (config.ADMIN_TOKEN && seeded.adminStaffId) {
       await ensureNamedToken({ ctx: systemCtx(rt.deps, seeded.tenantId, "start"), staffId: seeded.adminStaffId, name: "ADMIN_TOKEN", token: config.ADMIN_TOKEN });
     }
@@ -48,12 +56,20 @@ export async function run(config: Readonly<Config>, opts: RunOptions): Promise<v
     const http = await startHttpServer(rt, { demoHint });
     shutdown.register("http", () => http.close());
     const url = config.PUBLIC_URL ?? `http://localhost:${http.port}`;
+    if (fake) {
+      const [tenant] = await rt.deps.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.slug, config.TENANT_SLUG));
+      if (tenant) {
+        await connectSandbox(rt.deps, fake, { tenantId: tenant.id, slug: config.TENANT_SLUG, callbackBase: `http://127.0.0.1:${http.port}` });
+        writeSandboxInfo(config.DATA_DIR, { fakeUrl: fake.url, siyuUrl: url, tenant: config.TENANT_SLUG });
+      }
+    }
     const lines = [
       "",
       `  Siyu is running at ${url}   (database: ${rt.database.kind}${rt.privateRedis ? ", private redis" : ""}; workers: ${opts.workers.join(", ") || "none"})`,
       `  Console   ${url}/login`,
       demoHint ? `            clinic "${config.TENANT_SLUG}", admin@demo.siyu.local / ${config.DEMO_PASSWORD}` : "",
       `  API docs  ${url}/docs`,
+      fake ? `  WeCom     sandbox (fake WeCom at ${fake.url}); try: npx siyu wecom simulate add-contact --staff zhangmin` : `  WeCom     ${config.WECOM_MODE}`,
       config.ADMIN_TOKEN ? `  API       curl -H "Authorization: Bearer $ADMIN_TOKEN" ${url}/v1/contacts` : "",
       "  Stop with Ctrl+C.",
       "",

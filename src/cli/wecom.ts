@@ -1,0 +1,76 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { Config } from "../config/env";
+
+interface SandboxInfo {
+  fakeUrl: string;
+  siyuUrl: string;
+  tenant: string;
+}
+
+function sandboxInfo(config: Readonly<Config>): SandboxInfo {
+  try {
+    return JSON.parse(readFileSync(path.join(config.DATA_DIR, "sandbox.json"), "utf8")) as SandboxInfo;
+  } catch {
+    throw new Error(`no running sandbox found (${path.join(config.DATA_DIR, "sandbox.json")}): start Siyu with \`npm start\` (WECOM_MODE=sandbox, the default) first`);
+  }
+}
+
+async function control(info: SandboxInfo, action: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const res = await fetch(`${info.fakeUrl}/__control/${action}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(args) }).catch((err: Error) => {
+    throw new Error(`the sandbox WeCom at ${info.fakeUrl} does not answer (${err.message}); is Siyu still running?`);
+  });
+  const body = (await res.json()) as { ok: boolean; result?: Record<string, unknown>; error?: string };
+  if (!body.ok) throw new Error(body.error ?? `${action} failed`);
+  return body.result ?? {};
+}
+
+function delivered(result: Record<string, unknown>): string {
+  const d = result.delivery as { delivered?: boolean; attempts?: number; statuses?: unknown[] } | undefined;
+  if (!d) return "";
+  return d.delivered ? ` (callback delivered to Siyu in ${d.attempts} attempt${d.attempts === 1 ? "" : "s"})` : ` (callback NOT delivered: ${JSON.stringify(d.statuses)})`;
+}
+
+/** `siyu wecom simulate …`: what patients do in WeCom, played against the sandbox. */
+export async function simulate(config: Readonly<Config>, what: string, o: Record<string, string | undefined>): Promise<string> {
+  const info = sandboxInfo(config);
+  switch (what) {
+    case "add-contact": {
+      if (!o.staff) throw new Error("--staff <wecom userid> is required (e.g. zhangmin)");
+      const r = await control(info, "customerAddsStaff", { userid: o.staff, ...(o.name ? { name: o.name } : {}), ...(o.state ? { state: o.state } : {}), ...(o.external ? { externalUserId: o.external } : {}) });
+      return `A patient (${String(r.externalUserId)}) added ${o.staff}${o.state ? ` through channel code ${o.state}` : ""}${delivered(r)}.`;
+    }
+    case "delete-staff": {
+      if (!o.staff || !o.external) throw new Error("--staff and --external are required");
+      const r = await control(info, "customerDeletesStaff", { userid: o.staff, externalUserId: o.external });
+      return `Patient ${o.external} deleted ${o.staff}${delivered(r)}.`;
+    }
+    case "join-group":
+    case "leave-group": {
+      if (!o.external) throw new Error("--external <external_userid> is required");
+      let chatId = o.chat;
+      if (!chatId) {
+        if (!o.staff) throw new Error("give --chat <chat id>, or --staff to create a new group owned by that staff member");
+        const g = await control(info, "createGroupChat", { owner: o.staff, name: o.name ?? "祛痘交流群" });
+        chatId = String((g.chatId as string | undefined) ?? (g as { chat?: { chatId?: string } }).chat?.chatId ?? g.chat_id);
+      }
+      const r = await control(info, what === "join-group" ? "customerJoinsGroup" : "customerLeavesGroup", { chatId, externalUserId: o.external, ...(what === "join-group" ? { how: "qr" } : {}) });
+      return `Patient ${o.external} ${what === "join-group" ? "joined" : "left"} group ${chatId}${delivered(r)}.`;
+    }
+    case "message": {
+      // Chat content reaches Siyu through chat archiving / the API, not through contact callbacks.
+      if (!o.external || !o.text) throw new Error("--external and --text are required");
+      const token = config.SIYU_TOKEN ?? config.ADMIN_TOKEN;
+      if (!token) throw new Error("set ADMIN_TOKEN (or SIYU_TOKEN) to record the message");
+      const res = await fetch(`${info.siyuUrl}/v1/events`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ events: [{ type: "message_received", externalUserId: o.external, occurredAt: new Date().toISOString(), idempotencyKey: `sim-msg-${Date.now()}`, data: { text: o.text } }] }),
+      });
+      if (res.status !== 202) throw new Error(`Siyu answered ${res.status}: ${await res.text()}`);
+      return `Patient ${o.external} sent: ${o.text}`;
+    }
+    default:
+      throw new Error(`unknown simulation ${what}: add-contact, delete-staff, join-group, leave-group, message`);
+  }
+}
