@@ -23,7 +23,7 @@ export interface TestRuntime {
  * A runtime on its own database (cloned from the migrated template) and its own queue prefix, so
  * test files share the PostgreSQL and Redis servers but no data.
  */
-export async function createTestRuntime(overrides: Record<string, string> = {}): Promise<TestRuntime> {
+export async function createTestRuntime(overrides: Record<string, string> = {}, opts: { wecomBaseUrl?: string } = {}): Promise<TestRuntime> {
   const base = process.env.DATABASE_URL!;
   const name = `t_${randomBytes(6).toString("hex")}`;
   const admin = postgres(base, { max: 1, onnotice: () => {} });
@@ -40,7 +40,7 @@ export async function createTestRuntime(overrides: Record<string, string> = {}):
     ...overrides,
   };
   const config = loadConfig(env);
-  const rt = await bootstrap(config, { logger: createLogger({ level: config.LOG_LEVEL }) });
+  const rt = await bootstrap(config, { logger: createLogger({ level: config.LOG_LEVEL }), ...opts });
   const app = createApp(httpDeps(rt));
   return {
     rt,

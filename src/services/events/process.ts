@@ -21,9 +21,14 @@ export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string
     const set: Record<string, unknown> = {
       lastEventAt: sql`greatest(${contacts.lastEventAt}, ${ev.occurredAt.toISOString()}::timestamptz)`,
     };
-    if (ev.type === "contact_deleted") set.deletedAt = ev.occurredAt;
+    const at = ev.occurredAt.toISOString();
+    // Events may arrive out of order: the latest of "added" and "deleted" wins, by occurred_at.
+    if (ev.type === "contact_deleted") {
+      // A later "added" (processed or still queued) means the contact is back: this deletion is history.
+      set.deletedAt = sql`case when exists (select 1 from ${events} e where e.tenant_id = ${ctx.tenantId} and e.contact_id = ${ev.contactId} and e.type = 'contact_added' and e.occurred_at > ${at}::timestamptz) then ${contacts.deletedAt} else greatest(${contacts.deletedAt}, ${at}::timestamptz) end`;
+    }
     if (ev.type === "contact_added") {
-      set.deletedAt = null;
+      set.deletedAt = sql`case when ${contacts.deletedAt} > ${at}::timestamptz then ${contacts.deletedAt} else null end`;
       const state = ev.payload.state;
       if (typeof state === "string" && state) set.sourceState = sql`coalesce(${contacts.sourceState}, ${state})`;
     }

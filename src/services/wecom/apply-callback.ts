@@ -38,7 +38,7 @@ export async function applyWecomCallback({ deps, tenantId, callbackId }: { deps:
       case "edit_external_contact": {
         const app = await loadWecomApp(deps, tenantId);
         const detail = app ? await fetchDetail(deps, app, event.externalUserId) : null;
-        await upsertContact(ctx, { externalUserId: event.externalUserId, userId: event.userId, state: event.changeType === "edit_external_contact" ? undefined : event.state, detail });
+        await upsertContact(ctx, { externalUserId: event.externalUserId, userId: event.userId, state: event.changeType === "edit_external_contact" ? undefined : event.state, detail, at: new Date(at) });
         if (event.changeType !== "edit_external_contact") {
           await ingestEvents({
             ctx,
@@ -107,7 +107,7 @@ async function fetchDetail(deps: ServiceDeps, app: WecomApp, externalUserId: str
 }
 
 /** Create or refresh the contact from WeCom's detail; the adding consultant becomes owner when there is none. */
-async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: string; state: string | undefined; detail: ExternalContactDetail | null }): Promise<void> {
+async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: string; state: string | undefined; detail: ExternalContactDetail | null; at: Date }): Promise<void> {
   await withTransaction(ctx, async (tx, ctx) => {
     const [owner] = await tx
       .select({ id: staff.id })
@@ -143,7 +143,9 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
       await audit(tx, ctx, { action: "contact.create", entityType: "contact", entityId: row!.id, after: { ...auditSnapshot(row!), via: "wecom" } });
       return;
     }
-    const set: Partial<typeof contacts.$inferInsert> = { updatedAt: ctx.deps.now(), deletedAt: null };
+    const set: Partial<typeof contacts.$inferInsert> = { updatedAt: ctx.deps.now() };
+    // A deletion WeCom reported later than this event (delivered first, out of order) stands.
+    if (existing.deletedAt && existing.deletedAt <= input.at) set.deletedAt = null;
     if (ec?.name) set.name = ec.name;
     if (ec?.unionid) set.unionId = ec.unionid;
     if (ec?.gender !== undefined) set.gender = GENDER[ec.gender] ?? "unknown";

@@ -1,0 +1,143 @@
+import { serve, type ServerType } from "@hono/node-server";
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contacts, events, wecomCallbacks } from "../../src/db/schema/index";
+import { referralState } from "../../src/domain/contacts/referral";
+import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
+import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
+import { client, createTestTenant, type TestTenant } from "../helpers/factories";
+import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
+import { waitFor } from "../helpers/wait";
+import { testWecomApp } from "../helpers/wecom";
+
+/** WeCom end to end: the fake sends real encrypted callbacks over HTTP; Siyu fetches details from the fake. */
+let t: TestRuntime;
+let fake: RunningFakeWecom;
+let server: ServerType;
+let tenant: TestTenant;
+let workers: RunningWorker[] = [];
+const app = testWecomApp();
+/** The fake's clock runs ahead by this much, so tests can space events apart in WeCom's CreateTime. */
+let skewMs = 0;
+let consultant: string;
+let consultant2: string;
+
+beforeAll(async () => {
+  fake = await startFakeWecom({ corpId: app.corpId, agentId: app.agentId, secret: app.secret, callbackToken: app.callbackToken, encodingAesKey: app.encodingAesKey, now: () => new Date(Date.now() + skewMs) });
+  t = await createTestRuntime({}, { wecomBaseUrl: fake.url });
+  tenant = await createTestTenant(t.rt.deps);
+  expect((await client(t.app, tenant.tokens.admin).call("PUT", "/v1/wecom/settings", app)).status).toBe(200);
+  server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: t.app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  const port = (server.address() as { port: number }).port;
+  fake.control.setCallbackUrl(`http://127.0.0.1:${port}/wecom/callback/${tenant.slug}`);
+  consultant = `consultant-${tenant.slug}`;
+  consultant2 = `consultant2-${tenant.slug}`;
+  fake.control.createStaff({ userid: consultant, name: "张顾问" });
+  fake.control.createStaff({ userid: consultant2, name: "刘顾问" });
+  workers = startWorkers(t.rt.deps, t.rt.redisUrl, ["events", "wecom"]);
+});
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.close()));
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  await fake?.close();
+  await t?.close();
+});
+
+async function contactByExt(ext: string) {
+  const [c] = await t.rt.deps.db.select().from(contacts).where(and(eq(contacts.tenantId, tenant.id), eq(contacts.externalUserId, ext)));
+  return c;
+}
+
+async function eventsOf(ext: string) {
+  const c = await contactByExt(ext);
+  if (!c) return [];
+  return t.rt.deps.db.select().from(events).where(eq(events.contactId, c.id));
+}
+
+describe("WeCom end to end through the fake", () => {
+  it("passes WeCom's URL verification", async () => {
+    const report = await fake.control.verifyUrl();
+    expect(report.ok).toBe(true);
+  });
+
+  it("a patient scans a consultant's channel code: contact created with WeCom's details, owner and channel", async () => {
+    const r = await fake.control.customerAddsStaff({ userid: consultant, name: "周小姐", gender: 2, state: "qr_store_a" });
+    expect(r.delivery.delivered).toBe(true);
+    const c = await waitFor(() => contactByExt(r.externalUserId), { what: "contact created" });
+    expect(c).toMatchObject({ name: "周小姐", gender: "female", source: "wecom", sourceState: "qr_store_a", ownerStaffId: tenant.staff.consultant.id });
+    expect(c.unionId).toBeTruthy();
+    const evs = await waitFor(async () => {
+      const e = await eventsOf(r.externalUserId);
+      return e.length && e.every((x) => x.processedAt) ? e : null;
+    }, { what: "contact_added processed" });
+    expect(evs.map((e) => e.type)).toEqual(["contact_added"]);
+    expect(evs[0]!.payload).toMatchObject({ state: "qr_store_a", staffUserId: consultant });
+  });
+
+  it("links a referred patient to the referrer through the referrer's personal code (转介绍)", async () => {
+    const referrer = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "老客户王女士" });
+    const r = await fake.control.customerAddsStaff({ userid: consultant, name: "王女士的朋友", state: referralState(referrer.body.id) });
+    const c = await waitFor(() => contactByExt(r.externalUserId), { what: "referred contact" });
+    expect(c).toMatchObject({ referrerContactId: referrer.body.id, source: "referral" });
+  });
+
+  it("keeps the existing owner when an owned patient adds a second consultant (no 撞单)", async () => {
+    const first = await fake.control.customerAddsStaff({ userid: consultant2, name: "陈先生" });
+    const owned = await waitFor(() => contactByExt(first.externalUserId), { what: "first add" });
+    expect(owned.ownerStaffId).toBe(tenant.staff.consultant2.id);
+    const second = await fake.control.customerAddsStaff({ userid: consultant, externalUserId: first.externalUserId });
+    expect(second.delivery.delivered).toBe(true);
+    await waitFor(async () => (await eventsOf(first.externalUserId)).filter((e) => e.type === "contact_added" && e.processedAt).length === 2, { what: "second add applied" });
+    expect((await contactByExt(first.externalUserId))!.ownerStaffId).toBe(tenant.staff.consultant2.id);
+  });
+
+  it("applies a redelivered callback once", async () => {
+    const r = await fake.control.customerAddsStaff({ userid: consultant, name: "重复投递" });
+    await fake.control.redeliver(r.plaintext);
+    await fake.control.redeliver(r.plaintext);
+    const rows = await waitFor(async () => {
+      const all = await t.rt.deps.db.select().from(wecomCallbacks).where(eq(wecomCallbacks.tenantId, tenant.id));
+      const mine = all.filter((x) => x.plaintext === r.plaintext);
+      return mine.length === 1 && mine[0]!.deliveries === 3 && mine[0]!.processedAt ? mine : null;
+    }, { what: "one stored callback with 3 deliveries" });
+    expect(rows).toHaveLength(1);
+    const evs = await eventsOf(r.externalUserId);
+    expect(evs.filter((e) => e.type === "contact_added")).toHaveLength(1);
+  });
+
+  it("ends in the right state when callbacks arrive in reverse order", async () => {
+    const added = await fake.control.customerAddsStaff({ userid: consultant, name: "乱序" });
+    await waitFor(() => contactByExt(added.externalUserId), { what: "added" });
+    fake.control.holdCallbacks();
+    // The patient deletes the consultant, then adds them again a few seconds later; WeCom delivers newest first.
+    skewMs += 3000;
+    await fake.control.customerDeletesStaff({ userid: consultant, externalUserId: added.externalUserId });
+    skewMs += 3000;
+    await fake.control.customerAddsStaff({ userid: consultant, externalUserId: added.externalUserId });
+    const reports = await fake.control.releaseCallbacks("reverse");
+    expect(reports.every((r) => r.delivered)).toBe(true);
+    await waitFor(async () => (await eventsOf(added.externalUserId)).filter((e) => e.processedAt).length === 3, { what: "all three applied" });
+    expect((await contactByExt(added.externalUserId))!.deletedAt).toBeNull();
+
+    // And the other way round: added, then deleted for good, delivered newest first.
+    fake.control.holdCallbacks();
+    skewMs += 3000;
+    await fake.control.customerDeletesStaff({ userid: consultant, externalUserId: added.externalUserId });
+    await fake.control.releaseCallbacks("reverse");
+    await waitFor(async () => (await eventsOf(added.externalUserId)).filter((e) => e.processedAt).length === 4, { what: "deletion applied" });
+    expect((await contactByExt(added.externalUserId))!.deletedAt).not.toBeNull();
+  });
+
+  it("a consultant removing a patient is recorded as deleted by staff", async () => {
+    const r = await fake.control.customerAddsStaff({ userid: consultant, name: "被删除" });
+    await waitFor(() => contactByExt(r.externalUserId), { what: "added" });
+    await fake.control.staffDeletesCustomer({ userid: consultant, externalUserId: r.externalUserId });
+    const evs = await waitFor(async () => {
+      const e = await eventsOf(r.externalUserId);
+      return e.find((x) => x.type === "contact_deleted" && x.processedAt) ? e : null;
+    }, { what: "deletion" });
+    expect(evs.find((e) => e.type === "contact_deleted")!.payload).toMatchObject({ by: "staff", staffUserId: consultant });
+  });
+});
