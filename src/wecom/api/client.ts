@@ -175,11 +175,13 @@ export class WecomClient {
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       await this.throttle(api);
-      const token = await this.getAccessToken();
+      let token: string | undefined;
       try {
+        // A failed token fetch (network, 45009 on gettoken) is retried like the call itself.
+        token = await this.getAccessToken();
         return await this.raw<T>(api, method, path, { ...opts.query, access_token: token }, opts.body);
       } catch (err) {
-        if (err instanceof WecomError && TOKEN_ERRCODES.has(err.errcode) && !refreshed) {
+        if (token && err instanceof WecomError && TOKEN_ERRCODES.has(err.errcode) && !refreshed) {
           refreshed = true;
           await this.invalidate(token);
           attempt--; // a token refresh is not a retry
