@@ -94,6 +94,18 @@ wecom
     process.stdout.write((await simulate(config(), what, o)) + "\n");
   });
 
+wecom
+  .command("sync")
+  .description("import all external contacts and customer groups from WeCom and reconcile tags both ways (resumable)")
+  .option("--url <url>", "Siyu base URL (default: PUBLIC_URL or http://localhost:PORT)")
+  .option("--token <token>", "admin API token (default: SIYU_TOKEN or ADMIN_TOKEN)")
+  .option("--restart", "start over instead of resuming an interrupted sync")
+  .option("--no-wait", "start it and return")
+  .action(async (o: { url?: string; token?: string; restart?: boolean; wait?: boolean }) => {
+    const { syncCommand } = await import("./wecom");
+    process.exit(await syncCommand(config(), o));
+  });
+
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`siyu: ${(err as Error).message}\n`);
   process.exit(1);

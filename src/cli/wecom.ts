@@ -74,3 +74,48 @@ export async function simulate(config: Readonly<Config>, what: string, o: Record
       throw new Error(`unknown simulation ${what}: add-contact, delete-staff, join-group, leave-group, message`);
   }
 }
+
+/** `siyu wecom sync`: start or resume a sync through the API and follow it with a progress bar. */
+export async function syncCommand(config: Readonly<Config>, o: { url?: string; token?: string; restart?: boolean; wait?: boolean }): Promise<number> {
+  const { SingleBar, Presets } = await import("cli-progress");
+  const url = (o.url ?? config.publicUrl).replace(/\/$/, "");
+  const token = o.token ?? config.SIYU_TOKEN ?? config.ADMIN_TOKEN;
+  if (!token) {
+    process.stderr.write("No API token: pass --token, or set SIYU_TOKEN (or ADMIN_TOKEN).\n");
+    return 2;
+  }
+  const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+  const started = await fetch(`${url}/v1/wecom/sync`, { method: "POST", headers, body: JSON.stringify({ restart: Boolean(o.restart) }) }).catch((err: Error) => err);
+  if (started instanceof Error || started.status !== 202) {
+    process.stderr.write(`could not start the sync: ${started instanceof Error ? `${started.message} (is Siyu running at ${url}?)` : `${started.status} ${await started.text()}`}\n`);
+    return 1;
+  }
+  let run = (await started.json()) as { id: string; status: string; phase: string; batch: number; totalBatches: number; counts: Record<string, number>; error: string | null };
+  if (o.wait === false) {
+    process.stdout.write(`sync ${run.id} ${run.status}\n`);
+    return 0;
+  }
+  const bar = new SingleBar({ format: "wecom sync {bar} {phase} | staff batch {value}/{total} | {contacts} customers, {groups} groups, {pushed} tags pushed", stream: process.stderr }, Presets.shades_classic);
+  bar.start(Math.max(1, run.totalBatches), 0, { phase: run.phase, contacts: 0, groups: 0, pushed: 0 });
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 500));
+    const res = await fetch(`${url}/v1/wecom/sync`, { headers });
+    if (!res.ok) {
+      bar.stop();
+      process.stderr.write(`lost track of the sync: ${res.status} ${await res.text()}\n`);
+      return 1;
+    }
+    run = (await res.json()) as typeof run;
+    bar.setTotal(Math.max(1, run.totalBatches));
+    bar.update(run.phase === "groups" || run.phase === "done" ? run.totalBatches : run.batch, { phase: run.phase, contacts: run.counts.relations ?? 0, groups: run.counts.groupChats ?? 0, pushed: run.counts.tagsPushed ?? 0 });
+    if (run.status === "done" || run.status === "failed") break;
+  }
+  bar.stop();
+  const c = run.counts;
+  if (run.status === "failed") {
+    process.stderr.write(`sync failed: ${run.error}\nRun \`siyu wecom sync\` again to resume from where it stopped.\n`);
+    return 1;
+  }
+  process.stdout.write(`sync done: ${c.relations ?? 0} customer relations (${c.contactsCreated ?? 0} new, ${c.contactsUpdated ?? 0} updated), ${c.groupChats ?? 0} groups, tags ${c.tagsCreatedInWecom ?? 0} created in WeCom / ${c.tagsImported ?? 0} imported / ${c.tagsPushed ?? 0} pushed / ${c.tagsPulled ?? 0} pulled\n`);
+  return 0;
+}

@@ -13,7 +13,7 @@ import { authRoutes, meRoutes } from "./routes/auth";
 import { contactRoutes } from "./routes/contacts";
 import { eventRoutes } from "./routes/events";
 import { staffRoutes, tokenRoutes } from "./routes/staff";
-import { wecomCallbackRoutes, wecomSettingsRoutes } from "./routes/wecom";
+import { wecomCallbackRoutes, wecomRoutes } from "./routes/wecom";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
 
@@ -70,7 +70,7 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/clinics", clinicRoutes());
   app.route("/v1/audit", auditRoutes());
   app.route("/v1/queues", queueRoutes());
-  app.route("/v1/wecom/settings", wecomSettingsRoutes());
+  app.route("/v1/wecom", wecomRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });

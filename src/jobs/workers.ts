@@ -1,7 +1,9 @@
 import { Worker, type Job } from "bullmq";
 import cron from "node-cron";
 import { createRedis } from "../queue/connection";
-import { jobId, QUEUES, type QueueName } from "../queue/catalog";
+import { jobId, JOBS, QUEUES, type QueueName } from "../queue/catalog";
+import { runWecomSync } from "../services/wecom/sync";
+import { startAllWecomSyncs } from "../services/wecom/sync-all";
 import { jobDuration, jobsProcessed } from "../metrics";
 import type { ServiceDeps } from "../services/context";
 import { handleProcessEvent } from "./process-event";
@@ -24,6 +26,12 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
       return handleProcessEvent(deps, job.data, meta);
     case "process-wecom-callback":
       return handleProcessWecomCallback(deps, job.data);
+    case "wecom-sync": {
+      const p = JOBS["wecom-sync"].payload.parse(job.data);
+      return runWecomSync({ deps, ...p });
+    }
+    case "wecom-sync-all":
+      return startAllWecomSyncs(deps);
     case "sweep-events":
       return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });
     default:
@@ -74,10 +82,20 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
   };
   void enqueueSweep("startup");
   const task = cron.schedule("* * * * *", () => void enqueueSweep("schedule"), { timezone: deps.config.TIMEZONE });
+  // Nightly full WeCom sync at 03:00 local time (one job per day, however many schedulers run).
+  const nightly = cron.schedule(
+    "0 3 * * *",
+    () =>
+      void deps.producer
+        .enqueue("wecom-sync-all", { reason: "schedule" }, { jobId: jobId("wsync-all", new Date(deps.now()).toISOString().slice(0, 10)) })
+        .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly WeCom sync")),
+    { timezone: deps.config.TIMEZONE },
+  );
   return {
     name: "scheduler",
     close: async () => {
       await task.stop();
+      await nightly.stop();
     },
   };
 }

@@ -25,6 +25,18 @@ export const JOBS = {
     attempts: 8,
     backoffMs: 2000,
   },
+  "wecom-sync": {
+    queue: QUEUES.wecom,
+    payload: z.object({ tenantId: z.uuid(), runId: z.uuid() }),
+    attempts: 5,
+    backoffMs: 30_000,
+  },
+  "wecom-sync-all": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ reason: z.enum(["schedule", "manual"]) }),
+    attempts: 1,
+    backoffMs: 1000,
+  },
   "sweep-events": {
     queue: QUEUES.maintenance,
     payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),

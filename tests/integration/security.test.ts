@@ -149,6 +149,14 @@ const SPECS: Record<string, OpSpec> = {
       expect: async (res, a, b) => [...(await noLeak()(res, a, b)), ...(JSON.stringify(res.body).includes(a.corpId) ? [`tenant A's corp id leaked`] : []), ...(res.body?.corpId === b.corpId ? [] : [`B's own settings missing`])],
     },
   },
+  "POST /v1/wecom/sync": {
+    body: () => ({}),
+    // B starts B's own sync; its id is never one of A's runs.
+    cross: { body: () => ({}), expect: async (res, a) => (res.status === 202 ? notOneOfAsRuns(res, a) : [`expected 202, got ${res.status} ${JSON.stringify(res.body)}`]) },
+  },
+  "GET /v1/wecom/sync": {
+    cross: { expect: async (res, a) => (res.status === 200 || res.status === 404 ? notOneOfAsRuns(res, a) : [`expected 200 or 404, got ${res.status}`]) },
+  },
   "PUT /v1/wecom/settings": {
     body: (r) => ({ corpId: r.corpId, agentId: 1000002 }),
     cross: {
@@ -161,6 +169,12 @@ const SPECS: Record<string, OpSpec> = {
     },
   },
 };
+
+async function notOneOfAsRuns(res: ApiResponse, a: Refs): Promise<string[]> {
+  const runs = await sql<{ id: string }[]>`select id from wecom_sync_runs where tenant_id = ${a.tenant.id}`;
+  const text = JSON.stringify(res.body);
+  return runs.filter((r) => text.includes(r.id)).map((r) => `tenant A's sync run ${r.id} leaked`);
+}
 
 /** Operations open to anonymous callers or to every signed-in caller. */
 const UNGUARDED = ["POST /v1/auth/login", "POST /v1/auth/logout", "GET /v1/me"];

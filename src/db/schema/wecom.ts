@@ -41,3 +41,47 @@ export const wecomCallbacks = pgTable(
     index("wecom_callbacks_unprocessed_idx").on(t.receivedAt).where(sql`processed_at is null`),
   ],
 );
+
+/** Customer group chats (客户群) as last read from WeCom. */
+export const wecomGroupChats = pgTable(
+  "wecom_group_chats",
+  {
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    chatId: text("chat_id").notNull(),
+    name: text("name"),
+    ownerUserId: text("owner_user_id"),
+    notice: text("notice"),
+    /** 0 normal, 1 owner resigned, 2 inheriting, 3 inherited */
+    status: integer("status").notNull().default(0),
+    memberVersion: text("member_version"),
+    memberCount: integer("member_count").notNull().default(0),
+    customerCount: integer("customer_count").notNull().default(0),
+    dismissedAt: timestamp("dismissed_at", { withTimezone: true }),
+    syncedAt: timestamp("synced_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("wecom_group_chats_tenant_chat_uq").on(t.tenantId, t.chatId)],
+);
+
+/** One run of `siyu wecom sync`: where it is, so a stopped run resumes instead of starting over. */
+export const wecomSyncRuns = pgTable(
+  "wecom_sync_runs",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    /** queued | running | done | failed */
+    status: text("status").notNull().default("queued"),
+    /** tags | contacts | groups | done */
+    phase: text("phase").notNull().default("tags"),
+    /** Resume point: { batch, cursor } for contacts, { cursor } for groups. */
+    position: jsonb("position").$type<{ batch?: number; cursor?: string }>().notNull().default(sql`'{}'::jsonb`),
+    counts: jsonb("counts").$type<Record<string, number>>().notNull().default(sql`'{}'::jsonb`),
+    totalBatches: integer("total_batches").notNull().default(0),
+    error: text("error"),
+    /** A worker holds the run until then (renewed on every saved page): two workers never run it at once. */
+    lockedUntil: timestamp("locked_until", { withTimezone: true }),
+    startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [index("wecom_sync_runs_tenant_idx").on(t.tenantId, t.startedAt)],
+);

@@ -2,6 +2,7 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { CallbackRefused, receiveCallback, verifyCallbackUrl } from "../../services/wecom/receive-callback";
 import { getWecomSettings, putWecomSettings, PutWecomSettingsInput } from "../../services/wecom/settings";
+import { getWecomSyncStatus, startWecomSync } from "../../services/wecom/sync";
 import { json, jsonBody, problemResponse, route, validationHook } from "../openapi";
 import { problem } from "../problem";
 import type { AppEnv, HttpDeps } from "../types";
@@ -18,12 +19,12 @@ const SettingsView = z
   })
   .openapi("WecomSettings");
 
-export function wecomSettingsRoutes() {
+export function wecomRoutes() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.openapi(
     route("wecom:manage", {
       method: "get",
-      path: "/",
+      path: "/settings",
       tags: ["wecom"],
       summary: "The tenant's WeCom app (secrets are never returned)",
       responses: { 200: json(SettingsView, "Settings"), 404: problemResponse("Not set up yet") },
@@ -33,7 +34,7 @@ export function wecomSettingsRoutes() {
   app.openapi(
     route("wecom:manage", {
       method: "put",
-      path: "/",
+      path: "/settings",
       tags: ["wecom"],
       summary: "Set the tenant's WeCom app: corp id, agent id, secret, callback token and EncodingAESKey",
       description: "Secrets are sealed at rest (AES-256-GCM) and never returned; omit one to keep the stored value. The answer gives the callback URL to enter in the WeCom admin console.",
@@ -41,6 +42,31 @@ export function wecomSettingsRoutes() {
       responses: { 200: json(SettingsView, "Saved") },
     }),
     async (c) => c.json(await putWecomSettings({ ctx: c.get("ctx"), input: c.req.valid("json") }), 200),
+  );
+  const SyncRun = z
+    .object({ id: z.string(), status: z.string(), phase: z.string(), batch: z.number(), totalBatches: z.number(), counts: z.record(z.string(), z.number()), error: z.string().nullable(), startedAt: z.string(), finishedAt: z.string().nullable() })
+    .openapi("WecomSyncRun");
+  app.openapi(
+    route("wecom:manage", {
+      method: "post",
+      path: "/sync",
+      tags: ["wecom"],
+      summary: "Start (or resume) a full sync with WeCom: tags both ways, every follow user's customers, every customer group",
+      description: "Runs in the wecom worker. A failed or interrupted run resumes from its last page; `restart: true` starts over.",
+      request: { body: jsonBody(z.object({ restart: z.boolean().optional() })) },
+      responses: { 202: json(SyncRun, "Queued; poll GET /v1/wecom/sync"), 412: problemResponse("WeCom is not set up") },
+    }),
+    async (c) => c.json(await startWecomSync({ ctx: c.get("ctx"), restart: c.req.valid("json").restart ?? false }), 202),
+  );
+  app.openapi(
+    route("wecom:manage", {
+      method: "get",
+      path: "/sync",
+      tags: ["wecom"],
+      summary: "Progress of the latest sync",
+      responses: { 200: json(SyncRun, "The latest run"), 404: problemResponse("No sync has run yet") },
+    }),
+    async (c) => c.json(await getWecomSyncStatus({ ctx: c.get("ctx") }), 200),
   );
   return app;
 }

@@ -1,5 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
-import { contacts, staff, wecomCallbacks } from "../../db/schema/index";
+import { contacts, staff, wecomCallbacks, wecomGroupChats } from "../../db/schema/index";
 import { referrerFromState } from "../../domain/contacts/referral";
 import { WecomError } from "../../wecom/api/errors";
 import type { ExternalContactDetail } from "../../wecom/api/types";
@@ -8,6 +8,7 @@ import { audit, systemCtx, withTransaction, type Ctx, type ServiceDeps } from ".
 import { auditSnapshot } from "../contacts/schemas";
 import { ingestEvents } from "../events/ingest";
 import { loadWecomApp, type WecomApp } from "./settings";
+import { reconcileTags } from "./sync";
 
 export type ApplyOutcome = "applied" | "already-processed" | "missing";
 
@@ -82,7 +83,14 @@ export async function applyWecomCallback({ deps, tenantId, callbackId }: { deps:
       });
     }
   }
-  // Tag changes and other chat changes are reconciled by `siyu wecom sync` (full re-read), not per event.
+  else if (event.kind === "external_tag") {
+    // WeCom says which tag changed, not how: re-read the corp tags and reconcile (protocol §2.3).
+    const app = await loadWecomApp(deps, tenantId);
+    if (app) await reconcileTags(deps, tenantId, deps.wecomClient(app));
+  } else if (event.kind === "external_chat" && event.changeType === "dismiss") {
+    await deps.db.update(wecomGroupChats).set({ dismissedAt: new Date(at) }).where(and(eq(wecomGroupChats.tenantId, tenantId), eq(wecomGroupChats.chatId, event.chatId)));
+  }
+  // Other chat changes (name, owner, notice) are picked up by `siyu wecom sync`.
   await deps.db
     .update(wecomCallbacks)
     .set({ processedAt: deps.now(), attempts: sql`${wecomCallbacks.attempts} + 1`, lastError: null })
