@@ -1,7 +1,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contacts, events, wecomCallbacks } from "../../src/db/schema/index";
+import { contacts, events, tagGroups, tags, wecomCallbacks } from "../../src/db/schema/index";
 import { referralState } from "../../src/domain/contacts/referral";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
@@ -139,5 +139,37 @@ describe("WeCom end to end through the fake", () => {
       return e.find((x) => x.type === "contact_deleted" && x.processedAt) ? e : null;
     }, { what: "deletion" });
     expect(evs.find((e) => e.type === "contact_deleted")!.payload).toMatchObject({ by: "staff", staffUserId: consultant });
+  });
+
+  it("applies the other contact events: half add, edit (re-reads details), transfer_fail", async () => {
+    const half = await fake.control.customerAddsStaff({ userid: consultant, name: "半添加", halfAdd: true });
+    await waitFor(async () => (await eventsOf(half.externalUserId)).find((e) => e.processedAt), { what: "half add" });
+    expect((await eventsOf(half.externalUserId))[0]!.payload).toMatchObject({ half: true });
+
+    // The patient renamed themselves in WeChat; the consultant edits the remark; Siyu re-reads the details.
+    fake.state.contacts.get(half.externalUserId)!.name = "改名后";
+    await fake.control.staffEditsCustomer({ userid: consultant, externalUserId: half.externalUserId, remark: "VIP" });
+    await waitFor(async () => (await contactByExt(half.externalUserId))?.name === "改名后", { what: "edit applied" });
+
+    const wecom = t.rt.deps.wecomClient({ corpId: app.corpId, secret: app.secret, agentId: app.agentId });
+    const started = await wecom.transferCustomer({ handoverUserId: consultant, takeoverUserId: consultant2, externalUserIds: [half.externalUserId] });
+    expect(started.customer[0]!.errcode).toBe(0);
+    await fake.control.customerRefusesTransfer({ externalUserId: half.externalUserId });
+    const audit = await waitFor(async () => {
+      const r = await client(t.app, tenant.tokens.admin).get(`/v1/audit?action=wecom.transfer_fail`);
+      return r.body.items.length ? r.body.items : null;
+    }, { what: "transfer_fail audited" });
+    expect(audit[0]).toMatchObject({ entityId: half.externalUserId, after: { takeoverUserId: consultant2, reason: "customer_refused" } });
+  });
+
+  it("mirrors a tag group created in WeCom's admin console when WeCom reports it", async () => {
+    await fake.control.adminCreatesTags({ groupName: "会员等级", tags: [{ name: "金卡" }, { name: "银卡" }] });
+    const group = await waitFor(async () => {
+      const r = await t.rt.deps.db.select().from(tagGroups).where(and(eq(tagGroups.tenantId, tenant.id), eq(tagGroups.name, "会员等级")));
+      return r[0];
+    }, { what: "tag group mirrored" });
+    expect(group.key).toMatch(/^wecom_/);
+    const local = await t.rt.deps.db.select({ name: tags.name }).from(tags).where(eq(tags.groupId, group.id));
+    expect(local.map((x) => x.name).sort()).toEqual(["金卡", "银卡"]);
   });
 });
