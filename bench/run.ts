@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: CSV import and event ingest through the real HTTP API into PostgreSQL and the
- * queue, plus worker throughput; results and the machine go to docs/benchmarks.md.
+ * `npm run bench`: CSV import, event ingest and WeCom callbacks through the real HTTP API into
+ * PostgreSQL and the queue, plus worker throughput; results and the machine go to docs/benchmarks.md.
  * Runs under scripts/bench.sh, which provides throwaway PostgreSQL (durable settings) and Redis.
  */
 import { spawn } from "node:child_process";
@@ -12,7 +12,7 @@ import { isNull, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { bootstrap, type Runtime } from "../src/bootstrap";
 import { loadConfig } from "../src/config/env";
-import { events } from "../src/db/schema/index";
+import { events, wecomCallbacks } from "../src/db/schema/index";
 import { createApp } from "../src/http/app";
 import { startWorkers } from "../src/jobs/workers";
 import { createLogger } from "../src/logger";
@@ -21,11 +21,15 @@ import { systemCtx } from "../src/services/context";
 import { createStaff } from "../src/services/staff/create";
 import { createTenant } from "../src/services/tenants/create";
 import { createToken } from "../src/services/tokens/tokens";
+// The same request builders the tests use (official @wecom/crypto, independent of our own crypto).
+import { contactEventXml, signedCallback, testWecomApp } from "../tests/helpers/wecom";
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 100_000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 50_000);
 const BATCH = 500;
 const CONCURRENCY = 4;
+const CALLBACKS = Number(process.env.BENCH_CALLBACKS ?? 20_000);
+const CALLBACK_CONCURRENCY = 8;
 
 const results: { name: string; value: string; detail: string }[] = [];
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
@@ -36,11 +40,17 @@ async function freshRuntime(name: string, env: Record<string, string | undefined
 }
 
 async function adminToken(rt: Runtime): Promise<string> {
-  const t = await createTenant({ deps: rt.deps, input: { slug: `bench-${Date.now()}`, name: "Bench clinic" } });
+  return (await benchTenant(rt)).token;
+}
+
+/** A tenant with an admin and five consultants; the admin's API token and the tenant's slug. */
+async function benchTenant(rt: Runtime): Promise<{ token: string; slug: string }> {
+  const slug = `bench-${Date.now()}`;
+  const t = await createTenant({ deps: rt.deps, input: { slug, name: "Bench clinic" } });
   const ctx = systemCtx(rt.deps, t.id, "bench");
   const admin = await createStaff({ ctx, input: { name: "Bench admin", email: "admin@bench.test", role: "admin" } });
   for (let i = 0; i < 5; i++) await createStaff({ ctx, input: { name: `顾问${i}`, email: `c${i}@bench.test`, role: "consultant", wecomUserId: `c${i}` } });
-  return (await createToken({ ctx, input: { staffId: admin.id, name: "bench" } })).token;
+  return { token: (await createToken({ ctx, input: { staffId: admin.id, name: "bench" } })).token, slug };
 }
 
 function csvFile(dir: string, rows: number): string {
@@ -117,7 +127,7 @@ async function benchEvents(rt: Runtime) {
     );
     const secs = (performance.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
-    const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!.toFixed(0);
+    const p = (q: number) => percentile(latencies, q);
     results.push({ name: "Event ingest (API -> PostgreSQL + queue)", value: `${Math.round(EVENTS / secs).toLocaleString("en")} events/s`, detail: `${EVENTS.toLocaleString("en")} events, ${BATCH} per request, ${CONCURRENCY} concurrent; request latency p50 ${p(0.5)} ms, p95 ${p(0.95)} ms; each event stored (idempotency key checked) before the 202, then enqueued` });
   });
   log("worker: processing the queued events");
@@ -131,6 +141,54 @@ async function benchEvents(rt: Runtime) {
   const secs = (performance.now() - started) / 1000;
   await Promise.all(workers.map((w) => w.close()));
   results.push({ name: "Events worker (queue -> processed)", value: `${Math.round(EVENTS / secs).toLocaleString("en")} events/s`, detail: `one worker process, concurrency ${rt.config.EVENTS_CONCURRENCY}; each event applied in its own transaction` });
+}
+
+/** Latency percentile (ms, rounded) of an ascending-sorted list. */
+function percentile(sorted: number[], q: number): string {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(0);
+}
+
+async function benchWecomCallbacks(rt: Runtime) {
+  const { token, slug } = await benchTenant(rt);
+  const app = testWecomApp();
+  await withServer(rt, async (url) => {
+    const put = await fetch(`${url}/v1/wecom/settings`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(app) });
+    if (put.status !== 200) throw new Error(`PUT /v1/wecom/settings answered ${put.status}: ${await put.text()}`);
+    // Built before timing (the load generator's encryption is not counted) and with the current
+    // time, since the endpoint refuses timestamps outside its window. Each event has its own
+    // ExternalUserID and CreateTime, so its own dedupe key.
+    log(`wecom: signing and encrypting ${CALLBACKS} callbacks`);
+    const now = Math.floor(Date.now() / 1000);
+    const requests = Array.from({ length: CALLBACKS }, (_, i) => {
+      const xml = contactEventXml(app.corpId, "add_external_contact", { userId: `c${i % 5}`, externalUserId: `wm_cb_${i}`, createTime: now - (i % 3600), state: i % 4 ? undefined : "bench" });
+      return signedCallback(app, xml);
+    });
+    log(`wecom: posting ${CALLBACKS} callbacks, ${CALLBACK_CONCURRENCY} concurrent requests (no workers running)`);
+    let next = 0;
+    const latencies: number[] = [];
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: CALLBACK_CONCURRENCY }, async () => {
+        while (next < requests.length) {
+          const r = requests[next++]!;
+          const t0 = performance.now();
+          const res = await fetch(`${url}/wecom/callback/${slug}?${r.query}`, { method: "POST", headers: { "content-type": "text/xml" }, body: r.body });
+          const text = await res.text();
+          if (res.status !== 200) throw new Error(`callback answered ${res.status}: ${text}`);
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    const secs = (performance.now() - started) / 1000;
+    const [row] = await rt.deps.db.select({ n: sql<number>`count(*)::int` }).from(wecomCallbacks);
+    if (row!.n !== CALLBACKS) throw new Error(`expected ${CALLBACKS} stored callbacks, found ${row!.n}`);
+    latencies.sort((a, b) => a - b);
+    results.push({
+      name: "WeCom callbacks (verify + decrypt + store + enqueue)",
+      value: `${Math.round(CALLBACKS / secs).toLocaleString("en")} callbacks/s`,
+      detail: `${CALLBACKS.toLocaleString("en")} distinct signed, AES-encrypted change_external_contact events (built beforehand with the official @wecom/crypto), one per POST, ${CALLBACK_CONCURRENCY} concurrent; request latency p50 ${percentile(latencies, 0.5)} ms, p95 ${percentile(latencies, 0.95)} ms; each answer is the 200 WeCom waits for: timestamp window and signature checked, decrypted, parsed, stored once per dedupe key, enqueued. Receive path only: no workers running`,
+    });
+  });
 }
 
 async function machine(rt: Runtime): Promise<string[]> {
@@ -148,7 +206,7 @@ async function main() {
   const base = process.env.DATABASE_URL;
   if (!base) throw new Error("run through `npm run bench`, which starts PostgreSQL and Redis");
   const admin = postgres(base, { max: 1, onnotice: () => {} });
-  for (const db of ["bench_import", "bench_events"]) {
+  for (const db of ["bench_import", "bench_events", "bench_wecom"]) {
     await admin.unsafe(`drop database if exists ${db} with (force)`);
     await admin.unsafe(`create database ${db}`);
   }
@@ -172,10 +230,14 @@ async function main() {
     await benchEvents(rtEvents);
     await rtEvents.close();
 
+    const rtWecom = await freshRuntime("wecom", { DATABASE_URL: url("bench_wecom") });
+    await benchWecomCallbacks(rtWecom);
+    await rtWecom.close();
+
     const doc = [
       "# Benchmarks",
       "",
-      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS to change sizes, BENCH_PGLITE=0 to skip the PGlite run.",
+      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_CALLBACKS to change sizes, BENCH_PGLITE=0 to skip the PGlite run.",
       "",
       `Run on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC:`,
       "",
