@@ -50,7 +50,8 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   });
   // JSON everywhere except the CSV import: refuse other media types with a clear 415.
   app.use("/v1/*", async (c, next) => {
-    if (["POST", "PUT", "PATCH"].includes(c.req.method) && c.req.path !== "/v1/contacts/import" && c.req.path !== "/v1/auth/logout") {
+    const hasBody = Number(c.req.header("content-length") ?? "0") > 0 || c.req.header("transfer-encoding") !== undefined;
+    if (hasBody && ["POST", "PUT", "PATCH"].includes(c.req.method) && c.req.path !== "/v1/contacts/import") {
       const type = c.req.header("content-type") ?? "";
       if (!/^application\/(.+\+)?json\b/i.test(type)) {
         return problem(c, 415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", [{ field: "content-type", message: "must be application/json" }]);

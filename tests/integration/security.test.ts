@@ -13,8 +13,11 @@ import { createStaff } from "../../src/services/staff/create";
 import { createToken } from "../../src/services/tokens/tokens";
 import { client, createTestTenant, phone, type ApiResponse, type StaffKey, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
+import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
 
 let t: TestRuntime;
+let fake: RunningFakeWecom;
+const FAKE_CORP = "ww0a1b2c3d4e5f6a7b";
 let sql: postgres.Sql;
 let A: TestTenant;
 let B: TestTenant;
@@ -145,10 +148,15 @@ const SPECS: Record<string, OpSpec> = {
   "GET /v1/audit": { cross: { expect: noLeak((b) => [b.contactId]) } },
   "GET /v1/queues": { cross: { expect: noLeak() } },
   "GET /v1/wecom/settings": {
-    cross: {
-      expect: async (res, a, b) => [...(await noLeak()(res, a, b)), ...(JSON.stringify(res.body).includes(a.corpId) ? [`tenant A's corp id leaked`] : []), ...(res.body?.corpId === b.corpId ? [] : [`B's own settings missing`])],
-    },
+    // Both apps share the corp; A's is agent 1000002, B's never is.
+    cross: { expect: async (res, a, b) => [...(await noLeak()(res, a, b)), ...(res.body?.agentId !== 1000002 ? [] : [`tenant A's app leaked`])] },
   },
+  "POST /v1/wecom/channels": {
+    body: (r) => ({ name: `渠道 ${randomUUID().slice(0, 6)}`, staffIds: [r.tenant.staff.consultant.id] }),
+    cross: { body: (a) => ({ name: "偷来的顾问", staffIds: [a.tenant.staff.consultant.id] }), expect: invalid("staffIds") },
+  },
+  "GET /v1/wecom/channels": { cross: { expect: noLeak() } },
+  "POST /v1/contacts/{id}/referral-code": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "POST /v1/wecom/sync": {
     body: () => ({}),
     // B starts B's own sync; its id is never one of A's runs.
@@ -195,8 +203,11 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   const clinicName = `门店 ${tenant.slug}`;
   const clinic = await admin.post("/v1/clinics", { name: clinicName, city: "杭州" });
   expect(clinic.status).toBe(201);
-  const corpId = `ww${randomUUID().replace(/-/g, "").slice(0, 16)}`;
-  const wecom = await admin.call("PUT", "/v1/wecom/settings", { corpId, agentId: 1000002, secret: "s3cret-app-secret", callbackToken: "Token123", encodingAesKey: "a".repeat(43) });
+  // Both tenants' apps live in the one fake corp; they differ by agent id and secret.
+  const corpId = FAKE_CORP;
+  const agentId = tenant === A ? 1000002 : 1000003;
+  const wecom = await admin.call("PUT", "/v1/wecom/settings", { corpId, agentId, secret: tenant === A ? "secret-tenant-a" : "secret-tenant-b", callbackToken: "Token123", encodingAesKey: "a".repeat(43) });
+  for (const key of Object.keys(tenant.staff)) fake.control.createStaff({ userid: `${key}-${tenant.slug}` });
   expect(wecom.status).toBe(200);
   // Give the contact a timeline, so the events list has rows to leak.
   expect((await admin.post("/v1/events", event(contact.body.id))).status).toBe(202);
@@ -245,7 +256,9 @@ async function auditCount(tenantId: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  t = await createTestRuntime();
+  // WeCom calls (channels, referral codes) go to a fake that knows both tenants' app secrets.
+  fake = await startFakeWecom({ corpId: FAKE_CORP, secrets: ["secret-tenant-a", "secret-tenant-b"] });
+  t = await createTestRuntime({}, { wecomBaseUrl: fake.url });
   sql = postgres(t.databaseUrl, { max: 2, onnotice: () => {} });
   [A, B] = await Promise.all([createTestTenant(t.rt.deps), createTestTenant(t.rt.deps)]);
   refsA = await makeRefs(A);
@@ -265,6 +278,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sql?.end();
   await t?.close();
+  await fake?.close();
 });
 
 describe("the route list", () => {

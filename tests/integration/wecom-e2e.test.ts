@@ -172,4 +172,31 @@ describe("WeCom end to end through the fake", () => {
     const local = await t.rt.deps.db.select({ name: tags.name }).from(tags).where(eq(tags.groupId, group.id));
     expect(local.map((x) => x.name).sort()).toEqual(["金卡", "银卡"]);
   });
+
+  it("creates a channel QR code in WeCom; patients who scan it carry the channel and are counted", async () => {
+    const api = client(t.app, tenant.tokens.marketing);
+    const ch = await api.post("/v1/wecom/channels", { name: "门店海报", staffIds: [tenant.staff.consultant.id, tenant.staff.consultant2.id] });
+    expect(ch.status).toBe(201);
+    expect(ch.body.qrCode).toMatch(/^https?:\/\//);
+    expect(fake.state.contactWays.get(ch.body.configId)?.state).toBe(ch.body.state);
+    const r = await fake.control.customerAddsStaff({ configId: ch.body.configId, name: "扫码客户" });
+    const c = await waitFor(() => contactByExt(r.externalUserId), { what: "contact from channel" });
+    expect(c.sourceState).toBe(ch.body.state);
+    const list = await api.get("/v1/wecom/channels");
+    expect(list.body.items.find((x: { id: string }) => x.id === ch.body.id).contacts).toBe(1);
+    const dup = await api.post("/v1/wecom/channels", { name: "重复", staffIds: [tenant.staff.consultant.id], state: ch.body.state });
+    expect(dup.status).toBe(409);
+  });
+
+  it("gives a patient a personal referral code; friends who scan it are linked to them (转介绍)", async () => {
+    const api = client(t.app, tenant.tokens.consultant);
+    const referrer = await api.post("/v1/contacts", { name: "推荐人" });
+    const code = await api.post(`/v1/contacts/${referrer.body.id}/referral-code`);
+    expect(code.status).toBe(200);
+    expect(code.body).toMatchObject({ kind: "referral", contactId: referrer.body.id, staffUserIds: [consultant] });
+    expect((await api.post(`/v1/contacts/${referrer.body.id}/referral-code`)).body.id).toBe(code.body.id);
+    const friend = await fake.control.customerAddsStaff({ configId: code.body.configId, name: "被推荐的朋友" });
+    const c = await waitFor(() => contactByExt(friend.externalUserId), { what: "referred friend" });
+    expect(c).toMatchObject({ referrerContactId: referrer.body.id, source: "referral", ownerStaffId: tenant.staff.consultant.id });
+  });
 });

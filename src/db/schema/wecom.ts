@@ -85,3 +85,27 @@ export const wecomSyncRuns = pgTable(
   },
   (t) => [index("wecom_sync_runs_tenant_idx").on(t.tenantId, t.startedAt)],
 );
+
+/**
+ * Channel QR codes (渠道活码, WeCom contact ways): each has a `state` that WeCom echoes in the
+ * add event, which is how a new contact is attributed to its channel. A referral code is a
+ * contact's personal channel (转介绍).
+ */
+export const wecomChannels = pgTable(
+  "wecom_channels",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    /** channel | referral */
+    kind: text("kind").notNull(),
+    name: text("name").notNull(),
+    state: text("state").notNull(),
+    configId: text("config_id").notNull(),
+    qrCode: text("qr_code"),
+    staffUserIds: text("staff_user_ids").array().notNull(),
+    /** The referrer, for referral codes. */
+    contactId: uuid("contact_id"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("wecom_channels_tenant_state_uq").on(t.tenantId, t.state), index("wecom_channels_tenant_contact_idx").on(t.tenantId, t.contactId)],
+);

@@ -20,6 +20,7 @@ export const PERMISSIONS = {
   "audit:read": ["admin"],
   "queues:read": ["admin"],
   "wecom:manage": ["admin"],
+  "channels:manage": ["admin", "marketing"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

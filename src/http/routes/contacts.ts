@@ -7,6 +7,8 @@ import { listContacts, ListContactsInput } from "../../services/contacts/list";
 import { ContactView } from "../../services/contacts/schemas";
 import { updateContact, UpdateContactInput } from "../../services/contacts/update";
 import { listContactTags } from "../../services/tags/list-contact-tags";
+import { referralCode } from "../../services/wecom/channels";
+import { ChannelSchema } from "./wecom";
 import { IdParam, json, jsonBody, problemResponse, route, validationHook } from "../openapi";
 import type { AppEnv } from "../types";
 
@@ -131,5 +133,17 @@ export function contactRoutes(importLimitBytes: number) {
     async (c) => c.json({ tags: await listContactTags({ ctx: c.get("ctx"), contactId: c.req.valid("param").id }) }, 200),
   );
 
+  app.openapi(
+    route("contacts:write", {
+      method: "post",
+      path: "/{id}/referral-code",
+      tags: ["contacts"],
+      summary: "The contact's personal referral QR code (转介绍)",
+      description: "A WeCom contact way for the contact's consultant; friends who scan it are linked to this contact as referrer. Made once, then returned again.",
+      request: { params: IdParam },
+      responses: { 200: json(ChannelSchema, "The referral code"), 404: problemResponse("No such contact (or not yours)"), 412: problemResponse("No consultant, or WeCom not set up") },
+    }),
+    async (c) => c.json(await referralCode({ ctx: c.get("ctx"), contactId: c.req.valid("param").id }), 200),
+  );
   return app;
 }

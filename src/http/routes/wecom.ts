@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { CallbackRefused, receiveCallback, verifyCallbackUrl } from "../../services/wecom/receive-callback";
 import { getWecomSettings, putWecomSettings, PutWecomSettingsInput } from "../../services/wecom/settings";
 import { getWecomSyncStatus, startWecomSync } from "../../services/wecom/sync";
+import { createChannel, CreateChannelInput, listChannels } from "../../services/wecom/channels";
 import { json, jsonBody, problemResponse, route, validationHook } from "../openapi";
 import { problem } from "../problem";
 import type { AppEnv, HttpDeps } from "../types";
@@ -68,8 +69,34 @@ export function wecomRoutes() {
     }),
     async (c) => c.json(await getWecomSyncStatus({ ctx: c.get("ctx") }), 200),
   );
+  app.openapi(
+    route("channels:manage", {
+      method: "post",
+      path: "/channels",
+      tags: ["wecom"],
+      summary: "Create a channel QR code (渠道活码) for one or more consultants",
+      description: "Contacts who add a consultant through it carry its state as their channel (contacts.sourceState).",
+      request: { body: jsonBody(CreateChannelInput) },
+      responses: { 201: json(ChannelSchema, "The channel with its QR code"), 409: problemResponse("State already used"), 412: problemResponse("WeCom is not set up") },
+    }),
+    async (c) => c.json(await createChannel({ ctx: c.get("ctx"), input: c.req.valid("json") }), 201),
+  );
+  app.openapi(
+    route("channels:manage", {
+      method: "get",
+      path: "/channels",
+      tags: ["wecom"],
+      summary: "Channels and referral codes, with how many contacts each brought",
+      responses: { 200: json(z.object({ items: z.array(ChannelSchema) }), "Newest first") },
+    }),
+    async (c) => c.json({ items: await listChannels({ ctx: c.get("ctx") }) }, 200),
+  );
   return app;
 }
+
+export const ChannelSchema = z
+  .object({ id: z.string(), kind: z.string(), name: z.string(), state: z.string(), qrCode: z.string().nullable(), configId: z.string(), staffUserIds: z.array(z.string()), contactId: z.string().nullable(), contacts: z.number(), createdAt: z.string() })
+  .openapi("WecomChannel");
 
 /**
  * WeCom's callback endpoint (unauthenticated: the signature is the authentication). GET answers
