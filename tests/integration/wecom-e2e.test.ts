@@ -1,7 +1,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contacts, events, tagGroups, tags, wecomCallbacks } from "../../src/db/schema/index";
+import { contactFollows, contacts, events, tagGroups, tags, wecomCallbacks } from "../../src/db/schema/index";
 import { referralState } from "../../src/domain/contacts/referral";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
@@ -198,5 +198,20 @@ describe("WeCom end to end through the fake", () => {
     const friend = await fake.control.customerAddsStaff({ configId: code.body.configId, name: "被推荐的朋友" });
     const c = await waitFor(() => contactByExt(friend.externalUserId), { what: "referred friend" });
     expect(c).toMatchObject({ referrerContactId: referrer.body.id, source: "referral", ownerStaffId: tenant.staff.consultant.id });
+  });
+
+  it("a patient who deletes one of two consultants is still a contact; deleting the last one is churn", async () => {
+    const r = await fake.control.customerAddsStaff({ userid: consultant, name: "两位顾问" });
+    await fake.control.customerAddsStaff({ userid: consultant2, externalUserId: r.externalUserId });
+    await waitFor(async () => (await eventsOf(r.externalUserId)).filter((e) => e.type === "contact_added" && e.processedAt).length === 2, { what: "both adds" });
+    await fake.control.customerDeletesStaff({ userid: consultant2, externalUserId: r.externalUserId });
+    await waitFor(async () => (await eventsOf(r.externalUserId)).find((e) => e.type === "contact_deleted" && e.processedAt), { what: "first deletion" });
+    expect((await contactByExt(r.externalUserId))!.deletedAt).toBeNull();
+    const follows = await t.rt.deps.db.select().from(contactFollows).where(eq(contactFollows.contactId, (await contactByExt(r.externalUserId))!.id));
+    expect(follows.map((f) => `${f.userId}:${f.removedBy ?? "active"}`).sort()).toEqual([`${consultant2.toLowerCase()}:contact`, `${consultant.toLowerCase()}:active`].sort());
+    skewMs += 2000;
+    await fake.control.customerDeletesStaff({ userid: consultant, externalUserId: r.externalUserId });
+    await waitFor(async () => (await eventsOf(r.externalUserId)).filter((e) => e.type === "contact_deleted" && e.processedAt).length === 2, { what: "second deletion" });
+    expect((await contactByExt(r.externalUserId))!.deletedAt).not.toBeNull();
   });
 });

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { contacts } from "./contacts";
 import { tenants } from "./tenancy";
 
 /** A tenant's WeCom app: secrets sealed with the server key, never returned by the API. */
@@ -108,4 +109,25 @@ export const wecomChannels = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex("wecom_channels_tenant_state_uq").on(t.tenantId, t.state), index("wecom_channels_tenant_contact_idx").on(t.tenantId, t.contactId)],
+);
+
+/**
+ * Which consultants a contact is a WeCom friend of (one row per relation). A contact may follow
+ * several; losing one is churn for that consultant, losing the last one is churn for the clinic.
+ */
+export const contactFollows = pgTable(
+  "contact_follows",
+  {
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    contactId: uuid("contact_id").notNull().references(() => contacts.id),
+    /** WeCom userid, lower-cased (WeCom treats them case-insensitively). */
+    userId: text("user_id").notNull(),
+    state: text("state"),
+    addWay: integer("add_way"),
+    addedAt: timestamp("added_at", { withTimezone: true }).notNull(),
+    removedAt: timestamp("removed_at", { withTimezone: true }),
+    /** staff: the consultant removed the patient; contact: the patient deleted or blocked the consultant. */
+    removedBy: text("removed_by"),
+  },
+  (t) => [primaryKey({ columns: [t.contactId, t.userId] }), index("contact_follows_tenant_user_idx").on(t.tenantId, t.userId)],
 );

@@ -23,7 +23,9 @@ export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string
     };
     const at = ev.occurredAt.toISOString();
     // Events may arrive out of order: the latest of "added" and "deleted" wins, by occurred_at.
-    if (ev.type === "contact_deleted") {
+    // A contact still friends with another consultant is not gone (only that relation is).
+    const remaining = ev.payload.remainingFollows;
+    if (ev.type === "contact_deleted" && !(typeof remaining === "number" && remaining > 0)) {
       // A later "added" (processed or still queued) means the contact is back: this deletion is history.
       set.deletedAt = sql`case when exists (select 1 from ${events} e where e.tenant_id = ${ctx.tenantId} and e.contact_id = ${ev.contactId} and e.type = 'contact_added' and e.occurred_at > ${at}::timestamptz) then ${contacts.deletedAt} else greatest(${contacts.deletedAt}, ${at}::timestamptz) end`;
     }

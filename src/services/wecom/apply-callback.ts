@@ -1,5 +1,5 @@
-import { and, eq, sql } from "drizzle-orm";
-import { contacts, staff, wecomCallbacks, wecomGroupChats } from "../../db/schema/index";
+import { and, eq, isNull, sql } from "drizzle-orm";
+import { contactFollows, contacts, staff, wecomCallbacks, wecomGroupChats } from "../../db/schema/index";
 import { referrerFromState } from "../../domain/contacts/referral";
 import { WecomError } from "../../wecom/api/errors";
 import type { ExternalContactDetail } from "../../wecom/api/types";
@@ -8,6 +8,7 @@ import { audit, systemCtx, withTransaction, type Ctx, type ServiceDeps } from ".
 import { auditSnapshot } from "../contacts/schemas";
 import { ingestEvents } from "../events/ingest";
 import { loadWecomApp, type WecomApp } from "./settings";
+import { upsertFollow } from "./follows";
 import { reconcileTags } from "./sync";
 
 export type ApplyOutcome = "applied" | "already-processed" | "missing";
@@ -39,7 +40,7 @@ export async function applyWecomCallback({ deps, tenantId, callbackId }: { deps:
       case "edit_external_contact": {
         const app = await loadWecomApp(deps, tenantId);
         const detail = app ? await fetchDetail(deps, app, event.externalUserId) : null;
-        await upsertContact(ctx, { externalUserId: event.externalUserId, userId: event.userId, state: event.changeType === "edit_external_contact" ? undefined : event.state, detail, at: new Date(at) });
+        await upsertContact(ctx, { externalUserId: event.externalUserId, userId: event.userId, state: event.changeType === "edit_external_contact" ? undefined : event.state, detail, at: new Date(at), follow: true });
         if (event.changeType !== "edit_external_contact") {
           await ingestEvents({
             ctx,
@@ -50,14 +51,17 @@ export async function applyWecomCallback({ deps, tenantId, callbackId }: { deps:
         break;
       }
       case "del_external_contact":
-      case "del_follow_user":
+      case "del_follow_user": {
         // del_follow_user: the customer deleted or blocked the consultant (churn); del_external_contact: the consultant removed them.
+        const by = event.changeType === "del_follow_user" ? "contact" : "staff";
+        const remainingFollows = await removeFollow(ctx, { externalUserId: event.externalUserId, userId: event.userId, by, at: new Date(at) });
         await ingestEvents({
           ctx,
           source: "wecom",
-          input: { events: [{ type: "contact_deleted", externalUserId: event.externalUserId, occurredAt: at, idempotencyKey: key, data: { by: event.changeType === "del_follow_user" ? "contact" : "staff", staffUserId: event.userId, ...(event.source ? { wecomSource: event.source } : {}) } }] },
+          input: { events: [{ type: "contact_deleted", externalUserId: event.externalUserId, occurredAt: at, idempotencyKey: key, data: { by, staffUserId: event.userId, remainingFollows, ...(event.source ? { wecomSource: event.source } : {}) } }] },
         });
         break;
+      }
       case "transfer_fail":
         await withTransaction(ctx, (tx, ctx) =>
           audit(tx, ctx, { action: "wecom.transfer_fail", entityType: "contact_external", entityId: event.externalUserId, after: { takeoverUserId: event.userId, reason: event.failReason ?? null } }),
@@ -115,7 +119,7 @@ async function fetchDetail(deps: ServiceDeps, app: WecomApp, externalUserId: str
 }
 
 /** Create or refresh the contact from WeCom's detail; the adding consultant becomes owner when there is none. */
-async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: string; state: string | undefined; detail: ExternalContactDetail | null; at: Date }): Promise<void> {
+async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: string; state: string | undefined; detail: ExternalContactDetail | null; at: Date; follow: boolean }): Promise<void> {
   await withTransaction(ctx, async (tx, ctx) => {
     const [owner] = await tx
       .select({ id: staff.id })
@@ -149,6 +153,7 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
         })
         .returning();
       await audit(tx, ctx, { action: "contact.create", entityType: "contact", entityId: row!.id, after: { ...auditSnapshot(row!), via: "wecom" } });
+      if (input.follow) await upsertFollow(tx, ctx.tenantId, row!.id, input.userId, input.at, input.state);
       return;
     }
     const set: Partial<typeof contacts.$inferInsert> = { updatedAt: ctx.deps.now() };
@@ -162,5 +167,20 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
     if (!existing.referrerContactId && referrer && referrer !== existing.id) set.referrerContactId = referrer;
     const [row] = await tx.update(contacts).set(set).where(eq(contacts.id, existing.id)).returning();
     await audit(tx, ctx, { action: "contact.update", entityType: "contact", entityId: existing.id, before: auditSnapshot(existing), after: { ...auditSnapshot(row!), via: "wecom" } });
+    if (input.follow) await upsertFollow(tx, ctx.tenantId, existing.id, input.userId, input.at, input.state);
+  });
+}
+
+/** Mark the relation removed (unless re-added later) and return how many consultants the contact still follows. */
+async function removeFollow(ctx: Ctx, input: { externalUserId: string; userId: string; by: "staff" | "contact"; at: Date }): Promise<number> {
+  return withTransaction(ctx, async (tx, ctx) => {
+    const [c] = await tx.select({ id: contacts.id }).from(contacts).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.externalUserId, input.externalUserId)));
+    if (!c) return 0;
+    await tx
+      .update(contactFollows)
+      .set({ removedAt: input.at, removedBy: input.by })
+      .where(and(eq(contactFollows.contactId, c.id), eq(contactFollows.userId, input.userId.toLowerCase()), sql`${contactFollows.addedAt} <= ${input.at.toISOString()}::timestamptz`));
+    const [n] = await tx.select({ n: sql<number>`count(*)::int` }).from(contactFollows).where(and(eq(contactFollows.contactId, c.id), isNull(contactFollows.removedAt)));
+    return n?.n ?? 0;
   });
 }

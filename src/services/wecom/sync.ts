@@ -5,6 +5,7 @@ import { jobId } from "../../queue/catalog";
 import type { WecomClient } from "../../wecom/api/client";
 import type { BatchContactEntry } from "../../wecom/api/types";
 import { audit, dbOf, requirePermission, systemCtx, withTransaction, type Ctx, type ServiceDeps } from "../context";
+import { upsertFollow } from "./follows";
 import { loadWecomApp } from "./settings";
 
 export type SyncRun = typeof wecomSyncRuns.$inferSelect;
@@ -201,6 +202,7 @@ async function applyContactPage(ctx: Ctx, client: WecomClient, items: BatchConta
         }
       }
       bump("relations");
+      await upsertFollow(tx, ctx.tenantId, c.id, item.follow_info.userid, new Date(item.follow_info.createtime * 1000), item.follow_info.state || null, item.follow_info.add_way);
       const remote = new Set(item.follow_info.tag_id ?? []);
       const local = await tx
         .select({ tagId: contactTags.tagId, wecomTagId: tags.wecomTagId, key: tagGroups.key })
