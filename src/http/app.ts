@@ -50,7 +50,9 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   });
   // JSON everywhere except the CSV import: refuse other media types with a clear 415.
   app.use("/v1/*", async (c, next) => {
-    const hasBody = Number(c.req.header("content-length") ?? "0") > 0 || c.req.header("transfer-encoding") !== undefined;
+    // Body-less POSTs (e.g. creating a referral code) need no content type.
+    const length = c.req.header("content-length");
+    const hasBody = length !== undefined ? Number(length) > 0 : c.req.header("transfer-encoding") !== undefined || (c.req.raw.body !== null && c.req.header("content-type") !== undefined);
     if (hasBody && ["POST", "PUT", "PATCH"].includes(c.req.method) && c.req.path !== "/v1/contacts/import") {
       const type = c.req.header("content-type") ?? "";
       if (!/^application\/(.+\+)?json\b/i.test(type)) {
