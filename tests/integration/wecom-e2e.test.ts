@@ -1,7 +1,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contactFollows, contacts, events, tagGroups, tags, wecomCallbacks } from "../../src/db/schema/index";
+import { contactFollows, contacts, contactTags, events, tagGroups, tags, wecomCallbacks } from "../../src/db/schema/index";
 import { referralState } from "../../src/domain/contacts/referral";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
@@ -169,8 +169,19 @@ describe("WeCom end to end through the fake", () => {
       return r[0];
     }, { what: "tag group mirrored" });
     expect(group.key).toMatch(/^wecom_/);
-    const local = await t.rt.deps.db.select({ name: tags.name }).from(tags).where(eq(tags.groupId, group.id));
+    const local = await t.rt.deps.db.select({ id: tags.id, name: tags.name, wecomTagId: tags.wecomTagId }).from(tags).where(eq(tags.groupId, group.id));
     expect(local.map((x) => x.name).sort()).toEqual(["金卡", "银卡"]);
+
+    // A consultant tags a patient 金卡 in the WeCom client (edit_external_contact): the local tag follows, and its removal too.
+    const gold = local.find((x) => x.name === "金卡")!;
+    const r = await fake.control.customerAddsStaff({ userid: consultant, name: "会员客户" });
+    const c = await waitFor(() => contactByExt(r.externalUserId), { what: "member added" });
+    const tagsOf = async () => (await t.rt.deps.db.select({ tagId: contactTags.tagId, source: contactTags.source }).from(contactTags).where(eq(contactTags.contactId, c.id)));
+    await fake.control.staffEditsCustomer({ userid: consultant, externalUserId: r.externalUserId, addTags: [gold.wecomTagId!] });
+    await waitFor(async () => (await tagsOf()).some((x) => x.tagId === gold.id), { what: "tag pulled" });
+    expect(await tagsOf()).toEqual([{ tagId: gold.id, source: "wecom" }]);
+    await fake.control.staffEditsCustomer({ userid: consultant, externalUserId: r.externalUserId, removeTags: [gold.wecomTagId!] });
+    await waitFor(async () => (await tagsOf()).length === 0, { what: "tag removal pulled" });
   });
 
   it("creates a channel QR code in WeCom; patients who scan it carry the channel and are counted", async () => {

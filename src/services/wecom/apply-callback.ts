@@ -1,5 +1,6 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
-import { contactFollows, contacts, staff, wecomCallbacks, wecomGroupChats } from "../../db/schema/index";
+import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
+import type { Tx } from "../../db/client";
+import { contactFollows, contacts, contactTags, staff, tagGroups, tagHistory, tags, wecomCallbacks, wecomGroupChats } from "../../db/schema/index";
 import { referrerFromState } from "../../domain/contacts/referral";
 import { WecomError } from "../../wecom/api/errors";
 import type { ExternalContactDetail } from "../../wecom/api/types";
@@ -154,6 +155,7 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
         .returning();
       await audit(tx, ctx, { action: "contact.create", entityType: "contact", entityId: row!.id, after: { ...auditSnapshot(row!), via: "wecom" } });
       if (input.follow) await upsertFollow(tx, ctx.tenantId, row!.id, input.userId, input.at, input.state);
+      if (input.detail) await pullWecomTags(tx, ctx, row!.id, input.detail);
       return;
     }
     const set: Partial<typeof contacts.$inferInsert> = { updatedAt: ctx.deps.now() };
@@ -168,7 +170,34 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
     const [row] = await tx.update(contacts).set(set).where(eq(contacts.id, existing.id)).returning();
     await audit(tx, ctx, { action: "contact.update", entityType: "contact", entityId: existing.id, before: auditSnapshot(existing), after: { ...auditSnapshot(row!), via: "wecom" } });
     if (input.follow) await upsertFollow(tx, ctx.tenantId, existing.id, input.userId, input.at, input.state);
+    if (input.detail) await pullWecomTags(tx, ctx, existing.id, input.detail);
   });
+}
+
+/**
+ * Tags of groups that WeCom owns (made in its admin console, mirrored as `wecom_…`) follow WeCom:
+ * the detail lists every consultant's tags on this customer, so the local set becomes exactly that.
+ * Siyu's own groups are left alone here (the rules own them; sync pushes them to WeCom).
+ */
+async function pullWecomTags(tx: Tx, ctx: Ctx, contactId: string, detail: ExternalContactDetail): Promise<void> {
+  const remoteIds = new Set(detail.follow_user.flatMap((f) => (f.tags ?? []).flatMap((t) => (t.tag_id && t.type === 1 ? [t.tag_id] : []))));
+  const mirrored = await tx
+    .select({ id: tags.id, wecomTagId: tags.wecomTagId })
+    .from(tags)
+    .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
+    .where(and(eq(tags.tenantId, ctx.tenantId), isNotNull(tags.wecomTagId), sql`${tagGroups.key} like 'wecom\_%'`));
+  const current = new Set((await tx.select({ tagId: contactTags.tagId }).from(contactTags).where(and(eq(contactTags.tenantId, ctx.tenantId), eq(contactTags.contactId, contactId)))).map((r) => r.tagId));
+  for (const t of mirrored) {
+    const want = remoteIds.has(t.wecomTagId!);
+    const have = current.has(t.id);
+    if (want && !have) {
+      await tx.insert(contactTags).values({ tenantId: ctx.tenantId, contactId, tagId: t.id, source: "wecom" }).onConflictDoNothing();
+      await tx.insert(tagHistory).values({ tenantId: ctx.tenantId, contactId, tagId: t.id, action: "add", source: "wecom" });
+    } else if (!want && have) {
+      await tx.delete(contactTags).where(and(eq(contactTags.contactId, contactId), eq(contactTags.tagId, t.id)));
+      await tx.insert(tagHistory).values({ tenantId: ctx.tenantId, contactId, tagId: t.id, action: "remove", source: "wecom" });
+    }
+  }
 }
 
 /** Mark the relation removed (unless re-added later) and return how many consultants the contact still follows. */

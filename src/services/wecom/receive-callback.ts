@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { wecomCallbacks } from "../../db/schema/index";
 import { AppError } from "../../errors";
 import { jobId } from "../../queue/catalog";
@@ -98,9 +98,18 @@ export async function receiveCallback({ deps, slug, query, body }: { deps: Servi
     .onConflictDoUpdate({ target: [wecomCallbacks.tenantId, wecomCallbacks.dedupeKey], set: { deliveries: sql`${wecomCallbacks.deliveries} + 1` } })
     .returning({ id: wecomCallbacks.id, deliveries: wecomCallbacks.deliveries, processedAt: wecomCallbacks.processedAt });
   const duplicate = row!.deliveries > 1;
-  if (!row!.processedAt) {
+  // Two edits in the same second have the same plaintext as a retry. Events whose handling only
+  // re-reads WeCom's current state are applied again on every delivery, so none is lost; the
+  // others stay applied once.
+  const rereads = event.kind === "external_tag" || (event.kind === "external_contact" && event.changeType === "edit_external_contact");
+  let processedAt = row!.processedAt;
+  if (duplicate && rereads && processedAt) {
+    await deps.db.update(wecomCallbacks).set({ processedAt: null }).where(eq(wecomCallbacks.id, row!.id));
+    processedAt = null;
+  }
+  if (!processedAt) {
     await deps.producer
-      .enqueue("process-wecom-callback", { tenantId: app.tenantId, callbackId: row!.id }, { jobId: jobId("wc", row!.id) })
+      .enqueue("process-wecom-callback", { tenantId: app.tenantId, callbackId: row!.id }, { jobId: jobId("wc", row!.id, String(row!.deliveries)) })
       .catch((err: Error) => deps.logger.warn({ err: err.message, callbackId: row!.id }, "callback stored but not enqueued; the sweeper will enqueue it"));
   }
   return { callbackId: row!.id, duplicate };
