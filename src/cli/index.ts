@@ -78,6 +78,21 @@ program
     process.exit(code);
   });
 
+program
+  .command("tagging")
+  .description("tag rules")
+  .command("lint")
+  .description("validate a tagging-rules folder (default: the shipped one); exit 1 on any problem")
+  .argument("[dir]", "folder laid out like tagging-rules/")
+  .action(async (dir?: string) => {
+    const { loadRuleSet } = await import("../loaders/tagging-rules");
+    const { formatRuleIssue } = await import("../domain/tagging/rules");
+    const { ruleSet, issues } = await loadRuleSet(dir);
+    for (const i of issues) process.stdout.write(formatRuleIssue(i) + "\n");
+    process.stdout.write(issues.length ? `${issues.length} problem(s)\n` : `ok: ${ruleSet.rules.length} rules, ${Object.keys(ruleSet.needs).length} need types\n`);
+    process.exit(issues.length ? 1 : 0);
+  });
+
 const wecom = program.command("wecom").description("WeCom: sandbox simulations");
 wecom
   .command("simulate")
