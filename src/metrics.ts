@@ -47,3 +47,10 @@ export const queueDepth = new Gauge({
   labelNames: ["queue", "state"] as const,
   registers: [registry],
 });
+
+export const wecomCallbacks = new Counter({
+  name: "siyu_wecom_callbacks_total",
+  help: "WeCom callbacks by outcome (stored, duplicate, refused_<code>)",
+  labelNames: ["outcome"] as const,
+  registers: [registry],
+});

@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import { bootstrap } from "../bootstrap";
 import type { Config } from "../config/env";
 import { staff, tenants } from "../db/schema/index";
@@ -41,12 +41,21 @@ export async function run(config: Readonly<Config>, opts: RunOptions): Promise<v
   if (opts.seed) {
     const seeded = await seedDemo({ deps: rt.deps, slug: config.TENANT_SLUG, password: config.DEMO_PASSWORD });
     if (seeded.created) rt.logger.info({ contacts: seeded.contacts, events: seeded.events }, "seeded the demo clinic");
-    await applyEnvWecomSettings(rt.deps, seeded.tenantId);
-    if (config.ADMIN_TOKEN && seeded.adminStaffId) {
-      await ensureNamedToken({ ctx: systemCtx(rt.deps, seeded.tenantId, "start"), staffId: seeded.adminStaffId, name: "ADMIN_TOKEN", token: config.ADMIN_TOKEN });
+  }
+  // The first tenant (TENANT_SLUG) gets ADMIN_TOKEN and the WECOM_* settings at every start, seeded or not.
+  const [first] = await rt.deps.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.slug, config.TENANT_SLUG));
+  if (first && opts.http) {
+    await applyEnvWecomSettings(rt.deps, first.id);
+    const [admin] = await rt.deps.db
+      .select({ id: staff.id, email: staff.email })
+      .from(staff)
+      .where(and(eq(staff.tenantId, first.id), eq(staff.role, "admin"), eq(staff.active, true)))
+      .orderBy(asc(staff.createdAt))
+      .limit(1);
+    if (admin && config.ADMIN_TOKEN) {
+      await ensureNamedToken({ ctx: systemCtx(rt.deps, first.id, "start"), staffId: admin.id, name: "ADMIN_TOKEN", token: config.ADMIN_TOKEN });
     }
-    const [admin] = await rt.deps.db.select({ email: staff.email }).from(staff).where(eq(staff.id, seeded.adminStaffId || "00000000-0000-0000-0000-000000000000"));
-    if (admin) demoHint = `演示账号：机构代码 ${config.TENANT_SLUG}，${admin.email}（或 ${DEMO_STAFF.filter((s) => s.role !== "admin").map((s) => s.email.split("@")[0]).join(" / ")} @demo.siyu.local），密码 ${config.DEMO_PASSWORD}`;
+    if (admin && opts.seed) demoHint = `演示账号：机构代码 ${config.TENANT_SLUG}，${admin.email}（或 ${DEMO_STAFF.filter((s) => s.role !== "admin").map((s) => s.email.split("@")[0]).join(" / ")} @demo.siyu.local），密码 ${config.DEMO_PASSWORD}`;
   }
   if (opts.workers.length) {
     const workers = startWorkers(rt.deps, rt.redisUrl, opts.workers);

@@ -1,5 +1,6 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
+import { wecomCallbacks } from "../../metrics";
 import { CallbackRefused, receiveCallback, verifyCallbackUrl } from "../../services/wecom/receive-callback";
 import { getWecomSettings, putWecomSettings, PutWecomSettingsInput } from "../../services/wecom/settings";
 import { getWecomSyncStatus, startWecomSync } from "../../services/wecom/sync";
@@ -107,6 +108,7 @@ export function wecomCallbackRoutes(deps: HttpDeps) {
   const maxBytes = deps.services.config.WECOM_CALLBACK_MAX_BYTES;
   const refused = (c: Parameters<typeof problem>[0], err: unknown) => {
     if (err instanceof CallbackRefused) {
+      wecomCallbacks.inc({ outcome: `refused_${err.code.toLowerCase()}` });
       c.get("logger").warn({ tenant: c.req.param("tenant"), code: err.code, reason: err.detail }, "wecom callback refused");
     }
     throw err;
@@ -131,6 +133,7 @@ export function wecomCallbackRoutes(deps: HttpDeps) {
     try {
       const r = await receiveCallback({ deps: deps.services, slug: c.req.param("tenant"), query: c.req.query(), body: new TextDecoder().decode(buf) });
       c.get("logger").info({ callbackId: r.callbackId, duplicate: r.duplicate }, "wecom callback stored");
+      wecomCallbacks.inc({ outcome: r.duplicate ? "duplicate" : "stored" });
       // WeCom reads any 200 as received; an empty body is the documented answer for events.
       return c.body(null, 200);
     } catch (err) {
