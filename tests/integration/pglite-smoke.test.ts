@@ -56,7 +56,8 @@ describe("embedded PGlite", () => {
     });
     expect(ev.body).toMatchObject({ accepted: 1, duplicates: 1 });
     await waitFor(async () => (await rt.deps.db.select().from(events).where(eq(events.id, ev.body.ids[0])))[0]?.processedAt, { what: "processed on PGlite" });
-    expect((await admin.get(`/v1/contacts/${c.body.id}/tags`)).body).toEqual({ tags: [] });
+    const tagged = await admin.get(`/v1/contacts/${c.body.id}/tags`);
+    expect(tagged.body.tags).toEqual([expect.objectContaining({ group: "spending", name: "低消费", reason: expect.objectContaining({ ruleId: "spending-low", eventId: ev.body.ids[0] }) })]);
     expect((await admin.get("/v1/audit?entityType=contact")).body.items.length).toBeGreaterThanOrEqual(3);
   });
 });

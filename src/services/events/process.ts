@@ -1,13 +1,14 @@
 import { and, eq, sql } from "drizzle-orm";
 import { contacts, events } from "../../db/schema/index";
 import { withTransaction, type Ctx } from "../context";
+import { applyRulesToContact } from "../tagging/apply-rules";
 
 export type ProcessOutcome = "processed" | "already-processed" | "missing";
 
 /**
  * Apply one stored event: update the contact's state and mark the event processed, in one
  * transaction. Idempotent: a re-delivered job finds processed_at set and does nothing.
- * The rules engine plugs in here (tags move in this same transaction).
+ * The tag rules run here too, so tags move in this same transaction.
  */
 export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string }): Promise<ProcessOutcome> {
   return withTransaction(ctx, async (tx, ctx) => {
@@ -18,6 +19,8 @@ export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string
       .for("update");
     if (!ev) return "missing";
     if (ev.processedAt) return "already-processed";
+    // One contact's events are applied one at a time: its tags are read, evaluated and written under this lock.
+    await tx.select({ id: contacts.id }).from(contacts).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, ev.contactId))).for("update");
     const set: Record<string, unknown> = {
       lastEventAt: sql`greatest(${contacts.lastEventAt}, ${ev.occurredAt.toISOString()}::timestamptz)`,
     };
@@ -35,6 +38,7 @@ export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string
       if (typeof state === "string" && state) set.sourceState = sql`coalesce(${contacts.sourceState}, ${state})`;
     }
     await tx.update(contacts).set(set).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, ev.contactId)));
+    await applyRulesToContact(tx, ctx, ev.contactId, { kind: "event", event: { id: ev.id, type: ev.type, occurredAt: ev.occurredAt, data: ev.payload } });
     await tx
       .update(events)
       .set({ processedAt: ctx.deps.now(), attempts: sql`${events.attempts} + 1`, lastError: null })

@@ -1,0 +1,78 @@
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { events, tagHistory } from "../../src/db/schema/index";
+import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
+import { client, createTestTenant, type TestTenant } from "../helpers/factories";
+import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
+import { waitFor } from "../helpers/wait";
+
+/** The rules engine in the events worker: events in, tags with reasons out, in one transaction. */
+let t: TestRuntime;
+let tenant: TestTenant;
+let workers: RunningWorker[] = [];
+
+beforeAll(async () => {
+  t = await createTestRuntime();
+  tenant = await createTestTenant(t.rt.deps);
+  workers = startWorkers(t.rt.deps, t.rt.redisUrl, ["events"]);
+});
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.close()));
+  await t?.close();
+});
+
+const ago = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+
+async function send(evs: object[]) {
+  const res = await client(t.app, tenant.tokens.admin).post("/v1/events", { events: evs });
+  expect(res.status).toBe(202);
+  const ids: string[] = res.body.ids;
+  await waitFor(async () => {
+    const rows = await Promise.all(ids.map((id) => t.rt.deps.db.select({ p: events.processedAt }).from(events).where(eq(events.id, id))));
+    return rows.every((r) => r[0]?.p);
+  }, { what: "events processed" });
+  return ids;
+}
+
+describe("incremental tagging", () => {
+  it("tags a contact milliseconds after its events, each tag with its rule, version and event", async () => {
+    const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "标签测试" });
+    const [added, msg, visit] = await send([
+      { type: "contact_added", contactId: c.body.id, occurredAt: ago(30), idempotencyKey: "tg-1", data: {} },
+      { type: "message_received", contactId: c.body.id, occurredAt: ago(20), idempotencyKey: "tg-2", data: { text: "想问下祛痘的价格" } },
+      { type: "visit", contactId: c.body.id, occurredAt: ago(10), idempotencyKey: "tg-3", data: { item: "祛痘" } },
+    ]);
+    const res = await client(t.app, tenant.tokens.marketing).get(`/v1/contacts/${c.body.id}/tags`);
+    const byGroup = Object.fromEntries(res.body.tags.map((x: { group: string }) => [x.group, x]));
+    expect(byGroup.visit).toMatchObject({ name: "首诊", reason: { ruleId: "visit-first", ruleVersion: 1, eventId: visit } });
+    expect(byGroup.need).toMatchObject({ name: "祛痘", reason: { ruleId: "need-acne", ruleVersion: 1 } });
+    expect([msg, visit]).toContain(byGroup.need.reason.eventId);
+    expect(byGroup.engagement).toMatchObject({ name: "低" });
+    void added;
+  });
+
+  it("moves 首诊 to 复诊 on the second visit, writing both to tag history; a repeated event changes nothing", async () => {
+    const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "复诊测试" });
+    await send([{ type: "visit", contactId: c.body.id, occurredAt: ago(40), idempotencyKey: "rv-1", data: {} }]);
+    const [second] = await send([{ type: "visit", contactId: c.body.id, occurredAt: ago(5), idempotencyKey: "rv-2", data: {} }]);
+    const tagsNow = await client(t.app, tenant.tokens.admin).get(`/v1/contacts/${c.body.id}/tags`);
+    expect(tagsNow.body.tags.find((x: { group: string }) => x.group === "visit")).toMatchObject({ name: "复诊", reason: { ruleId: "visit-revisit", eventId: second } });
+    const history = await t.rt.deps.db.select().from(tagHistory).where(eq(tagHistory.contactId, c.body.id));
+    expect(history.filter((h) => h.ruleId === "visit-revisit").map((h) => h.action).sort()).toEqual(["add", "remove"]);
+    const before = history.length;
+    // The same event again is a duplicate: nothing stored, nothing re-tagged.
+    const dup = await client(t.app, tenant.tokens.admin).post("/v1/events", { events: [{ type: "visit", contactId: c.body.id, occurredAt: ago(5), idempotencyKey: "rv-2", data: {} }] });
+    expect(dup.body.duplicates).toBe(1);
+    expect((await t.rt.deps.db.select().from(tagHistory).where(eq(tagHistory.contactId, c.body.id))).length).toBe(before);
+  });
+
+  it("keeps one tag per exclusive group under concurrent events of one contact", async () => {
+    const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "并发测试" });
+    await send(Array.from({ length: 12 }, (_, i) => ({ type: i % 2 ? "purchase" : "visit", contactId: c.body.id, occurredAt: ago(12 - i), idempotencyKey: `cc-${i}`, data: i % 2 ? { amount: 1000, items: ["水光针"] } : {} })));
+    const res = await client(t.app, tenant.tokens.admin).get(`/v1/contacts/${c.body.id}/tags`);
+    const groups = res.body.tags.map((x: { group: string }) => x.group);
+    for (const g of ["visit", "spending"]) expect(groups.filter((x: string) => x === g)).toHaveLength(1);
+    expect(res.body.tags.find((x: { group: string }) => x.group === "visit").name).toBe("复诊");
+    expect(res.body.tags.find((x: { group: string }) => x.group === "spending").name).toBe("中消费");
+  });
+});
