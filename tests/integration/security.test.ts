@@ -156,6 +156,7 @@ const SPECS: Record<string, OpSpec> = {
     cross: { body: (a) => ({ name: "偷来的顾问", staffIds: [a.tenant.staff.consultant.id] }), expect: invalid("staffIds") },
   },
   "GET /v1/wecom/channels": { cross: { expect: noLeak() } },
+  "GET /v1/contacts/{id}/timeline": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "POST /v1/contacts/{id}/referral-code": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "POST /v1/wecom/sync": {
     body: () => ({}),

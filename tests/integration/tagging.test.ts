@@ -75,4 +75,30 @@ describe("incremental tagging", () => {
     expect(res.body.tags.find((x: { group: string }) => x.group === "visit").name).toBe("复诊");
     expect(res.body.tags.find((x: { group: string }) => x.group === "spending").name).toBe("中消费");
   });
+
+  it("shows tag changes among events on the timeline, and pages through it without gaps", async () => {
+    const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "时间线" });
+    await send([
+      { type: "contact_added", contactId: c.body.id, occurredAt: ago(9), idempotencyKey: "tl-1", data: {} },
+      { type: "visit", contactId: c.body.id, occurredAt: ago(8), idempotencyKey: "tl-2", data: {} },
+      { type: "purchase", contactId: c.body.id, occurredAt: ago(7), idempotencyKey: "tl-3", data: { amount: 25000, items: ["热玛吉"] } },
+      { type: "visit", contactId: c.body.id, occurredAt: ago(6), idempotencyKey: "tl-4", data: {} },
+    ]);
+    const api = client(t.app, tenant.tokens.admin);
+    const all = await api.get(`/v1/contacts/${c.body.id}/timeline?limit=200`);
+    const kinds = all.body.items.map((x: { kind: string }) => x.kind);
+    expect(kinds.filter((k: string) => k === "event")).toHaveLength(4);
+    const tagEntries = all.body.items.filter((x: { kind: string }) => x.kind === "tag");
+    expect(tagEntries.map((x: { group: string; tag: string; action: string }) => `${x.action} ${x.group}:${x.tag}`)).toEqual(expect.arrayContaining(["add visit:复诊", "add spending:高消费", "add need:抗衰"]));
+    expect(tagEntries.find((x: { tag: string }) => x.tag === "高消费")).toMatchObject({ ruleId: "spending-high", ruleVersion: 1 });
+    const seen: string[] = [];
+    let before: string | null = null;
+    do {
+      const page: any = await api.get(`/v1/contacts/${c.body.id}/timeline?limit=2${before ? `&before=${encodeURIComponent(before)}` : ""}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((x: object) => JSON.stringify(x)));
+      before = page.body.nextBefore;
+    } while (before);
+    expect(seen.sort()).toEqual(all.body.items.map((x: object) => JSON.stringify(x)).sort());
+  });
 });

@@ -7,6 +7,7 @@ import { listContacts, ListContactsInput } from "../../services/contacts/list";
 import { ContactView } from "../../services/contacts/schemas";
 import { updateContact, UpdateContactInput } from "../../services/contacts/update";
 import { listContactTags } from "../../services/tags/list-contact-tags";
+import { contactTimeline, TimelineInput } from "../../services/contacts/timeline";
 import { referralCode } from "../../services/wecom/channels";
 import { ChannelSchema } from "./wecom";
 import { IdParam, json, jsonBody, problemResponse, route, validationHook } from "../openapi";
@@ -131,6 +132,19 @@ export function contactRoutes(importLimitBytes: number) {
       responses: { 200: json(TagList, "Current tags with their reasons") },
     }),
     async (c) => c.json({ tags: await listContactTags({ ctx: c.get("ctx"), contactId: c.req.valid("param").id }) }, 200),
+  );
+
+  app.openapi(
+    route("events:read", {
+      method: "get",
+      path: "/{id}/timeline",
+      tags: ["contacts"],
+      summary: "The contact's events and tag changes, newest first",
+      description: "Each tag change names the rule (and version) and the event that caused it. Page with `before` = the previous page's `nextBefore`.",
+      request: { params: IdParam, query: TimelineInput },
+      responses: { 200: json(z.object({ items: z.array(z.record(z.string(), z.unknown())), nextBefore: z.string().nullable() }).openapi("Timeline"), "Newest first"), 404: problemResponse("No such contact (or not yours)") },
+    }),
+    async (c) => c.json(await contactTimeline({ ctx: c.get("ctx"), contactId: c.req.valid("param").id, input: c.req.valid("query") }), 200),
   );
 
   app.openapi(
