@@ -4,6 +4,7 @@ import { createRedis } from "../queue/connection";
 import { jobId, JOBS, QUEUES, type QueueName } from "../queue/catalog";
 import { runWecomSync } from "../services/wecom/sync";
 import { startAllWecomSyncs } from "../services/wecom/sync-all";
+import { allTenantIds, runNightlyTagging } from "../services/tagging/nightly";
 import { jobDuration, jobsProcessed } from "../metrics";
 import type { ServiceDeps } from "../services/context";
 import { handleProcessEvent } from "./process-event";
@@ -32,6 +33,15 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
     }
     case "wecom-sync-all":
       return startAllWecomSyncs(deps);
+    case "tagging-nightly-all": {
+      // One job per tenant and day: a retried or doubled tick does not run a tenant twice.
+      const { day } = JOBS["tagging-nightly-all"].payload.parse(job.data);
+      const ids = await allTenantIds(deps);
+      await deps.producer.enqueueMany("tagging-nightly", ids.map((tenantId) => ({ payload: { tenantId, day }, jobId: jobId("tag-nightly", tenantId, day) })));
+      return ids.length;
+    }
+    case "tagging-nightly":
+      return runNightlyTagging({ deps, tenantId: JOBS["tagging-nightly"].payload.parse(job.data).tenantId });
     case "sweep-events":
       return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });
     default:
@@ -91,11 +101,23 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
         .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly WeCom sync")),
     { timezone: deps.config.TIMEZONE },
   );
+  // Time-based tag rules (沉睡, spending windows, engagement decay) at 02:30 local time.
+  const tagging = cron.schedule(
+    "30 2 * * *",
+    () => {
+      const day = new Date(deps.now()).toISOString().slice(0, 10);
+      void deps.producer
+        .enqueue("tagging-nightly-all", { day }, { jobId: jobId("tag-nightly-all", day) })
+        .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly tagging pass"));
+    },
+    { timezone: deps.config.TIMEZONE },
+  );
   return {
     name: "scheduler",
     close: async () => {
       await task.stop();
       await nightly.stop();
+      await tagging.stop();
     },
   };
 }

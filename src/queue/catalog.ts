@@ -37,6 +37,18 @@ export const JOBS = {
     attempts: 1,
     backoffMs: 1000,
   },
+  "tagging-nightly-all": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ day: z.string() }),
+    attempts: 1,
+    backoffMs: 1000,
+  },
+  "tagging-nightly": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ tenantId: z.uuid(), day: z.string() }),
+    attempts: 3,
+    backoffMs: 60_000,
+  },
   "sweep-events": {
     queue: QUEUES.maintenance,
     payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),

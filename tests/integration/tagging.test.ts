@@ -101,4 +101,23 @@ describe("incremental tagging", () => {
     } while (before);
     expect(seen.sort()).toEqual(all.body.items.map((x: object) => JSON.stringify(x)).sort());
   });
+
+  it("the nightly pass turns patients without a visit for 180 days dormant (沉睡), once per tenant and day", async () => {
+    const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "沉睡测试" });
+    await send([{ type: "visit", contactId: c.body.id, occurredAt: ago(200), idempotencyKey: "dm-1", data: {} }]);
+    const visitTag = async () => (await client(t.app, tenant.tokens.admin).get(`/v1/contacts/${c.body.id}/tags`)).body.tags.find((x: { group: string }) => x.group === "visit");
+    expect((await visitTag()).name).toBe("首诊");
+    const day = new Date().toISOString().slice(0, 10);
+    await t.rt.deps.producer.enqueue("tagging-nightly-all", { day }, { jobId: `tag-nightly-all-${day}` });
+    const maint = startWorkers(t.rt.deps, t.rt.redisUrl, ["maintenance"]);
+    try {
+      const tag = await waitFor(async () => {
+        const v = await visitTag();
+        return v?.name === "沉睡" ? v : null;
+      }, { what: "沉睡 after the nightly pass" });
+      expect(tag.reason).toMatchObject({ ruleId: "visit-dormant", ruleVersion: 1, eventId: null });
+    } finally {
+      await Promise.all(maint.map((w) => w.close()));
+    }
+  });
 });
