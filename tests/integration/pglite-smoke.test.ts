@@ -59,5 +59,11 @@ describe("embedded PGlite", () => {
     const tagged = await admin.get(`/v1/contacts/${c.body.id}/tags`);
     expect(tagged.body.tags).toEqual([expect.objectContaining({ group: "spending", name: "低消费", reason: expect.objectContaining({ ruleId: "spending-low", eventId: ev.body.ids[0] }) })]);
     expect((await admin.get("/v1/audit?entityType=contact")).body.items.length).toBeGreaterThanOrEqual(3);
+    // The set-based evaluator runs on PGlite too (normalize(), temp tables): a backfill agrees and writes nothing new.
+    const { runSetBased } = await import("../../src/services/tagging/set-based");
+    const { systemCtx } = await import("../../src/services/context");
+    const pass = await runSetBased({ ctx: systemCtx(rt.deps, tenant.id, "test"), mode: "backfill" });
+    expect(pass.removed).toBe(0);
+    expect((await admin.get(`/v1/contacts/${c.body.id}/tags`)).body.tags.map((x: { name: string }) => x.name)).toContain("低消费");
   });
 });

@@ -1,42 +1,16 @@
-import { and, asc, eq, gt, isNull } from "drizzle-orm";
-import { contacts, tenants } from "../../db/schema/index";
-import { systemCtx, withTransaction, type ServiceDeps } from "../context";
-import { applyRulesToContact } from "./apply-rules";
-
-export interface NightlyResult {
-  contacts: number;
-  changes: number;
-}
+import { tenants } from "../../db/schema/index";
+import { systemCtx, type ServiceDeps } from "../context";
+import { runSetBased, type SetBasedResult } from "./set-based";
 
 /**
  * The nightly pass for time-based rules (沉睡 after N days, spend leaving the 12-month window,
- * engagement decaying): every contact of the tenant, in pages, each in its own short transaction.
- * This runs the same evaluator as the events worker, one contact at a time; the set-based SQL
- * evaluator replaces it for large tenants.
+ * engagement decaying): the scheduled rules, set-based in SQL over all of a tenant's contacts,
+ * writing only the tags that change.
  */
-export async function runNightlyTagging({ deps, tenantId, pageSize = 500 }: { deps: ServiceDeps; tenantId: string; pageSize?: number }): Promise<NightlyResult> {
-  const ctx = systemCtx(deps, tenantId, "nightly-tagging");
-  const out: NightlyResult = { contacts: 0, changes: 0 };
-  let after = "00000000-0000-0000-0000-000000000000";
-  for (;;) {
-    const page = await deps.db
-      .select({ id: contacts.id })
-      .from(contacts)
-      .where(and(eq(contacts.tenantId, tenantId), isNull(contacts.deletedAt), gt(contacts.id, after)))
-      .orderBy(asc(contacts.id))
-      .limit(pageSize);
-    if (page.length === 0) break;
-    for (const c of page) {
-      const r = await withTransaction(ctx, async (tx, ctx) => {
-        await tx.select({ id: contacts.id }).from(contacts).where(eq(contacts.id, c.id)).for("update");
-        return applyRulesToContact(tx, ctx, c.id, { kind: "schedule" });
-      });
-      out.contacts++;
-      out.changes += r.changes.length;
-    }
-    after = page.at(-1)!.id;
-  }
-  deps.logger.info({ tenantId, ...out }, "nightly tagging pass done");
+export async function runNightlyTagging({ deps, tenantId }: { deps: ServiceDeps; tenantId: string }): Promise<SetBasedResult> {
+  const started = Date.now();
+  const out = await runSetBased({ ctx: systemCtx(deps, tenantId, "nightly-tagging"), mode: "schedule" });
+  deps.logger.info({ tenantId, ...out, ms: Date.now() - started }, "nightly tagging pass done");
   return out;
 }
 

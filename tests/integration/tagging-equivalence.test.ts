@@ -1,0 +1,105 @@
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contacts, contactTags, events, tagGroups, tags } from "../../src/db/schema/index";
+import { DEFAULT_TAG_GROUPS } from "../../src/domain/tagging/default-groups";
+import { evaluate, type EventFact } from "../../src/domain/tagging/evaluate";
+import { systemCtx } from "../../src/services/context";
+import { activeRules } from "../../src/services/tagging/rule-set";
+import { runSetBased } from "../../src/services/tagging/set-based";
+import { createTestTenant } from "../helpers/factories";
+import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
+
+/**
+ * The property that makes tags trustworthy at any scale: on random contacts and event histories,
+ * the set-based SQL evaluator and the incremental evaluator reach the same tags.
+ */
+let t: TestRuntime;
+const EXCLUSIVE = new Set(DEFAULT_TAG_GROUPS.filter((g) => g.exclusive).map((g) => g.key));
+const NOW = new Date("2026-11-23T04:00:00.000Z");
+const DAY = 86_400_000;
+
+beforeAll(async () => {
+  t = await createTestRuntime();
+});
+afterAll(async () => t?.close());
+
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TEXTS = ["你好", "想祛痘", "热玛吉多少钱", "想做隐形矫正", "冰点脱毛疼吗", "产后修复", "随便看看", "ＨＥＬＬＯ 美白", "减肥有什么项目"];
+const TOPICS = ["祛痘指南", "抗衰科普", "种植牙须知", "医生访谈", "门店活动"];
+const ITEMS = ["水光针", "热玛吉", "祛痘疗程", "牙齿矫正", "光子嫩肤", "盆底修复"];
+
+function randomHistory(r: () => number, contactId: string): EventFact[] {
+  const n = Math.floor(r() * 14);
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  const out: EventFact[] = [];
+  for (let i = 0; i < n; i++) {
+    // Some times land exactly on window and dormancy boundaries.
+    const daysAgo = r() < 0.15 ? pick([0, 14, 28, 180, 365]) : Math.floor(r() * 720 * 100) / 100;
+    const type = pick(["contact_added", "visit", "visit", "purchase", "purchase", "message_received", "article_read", "livestream_attended", "group_joined", "appointment_booked", "consultation_outcome"]);
+    const data: Record<string, unknown> =
+      type === "purchase" ? { amount: pick([0, 300, 4999, 5000, 12000, 19999.5, 20000, 30000]), items: [pick(ITEMS)] }
+      : type === "message_received" ? { text: pick(TEXTS) }
+      : type === "article_read" ? { articleId: `a${i}`, topic: pick(TOPICS) }
+      : type === "livestream_attended" ? { liveId: "l1", minutes: 20 }
+      : type === "group_joined" ? { chatId: "wr1" }
+      : type === "appointment_booked" ? { at: NOW.toISOString(), item: pick(ITEMS) }
+      : type === "consultation_outcome" ? (r() < 0.5 ? { outcome: "converted", amount: 8000, items: [pick(ITEMS)] } : { outcome: "lost", lostReason: "价格敏感" })
+      : type === "visit" ? { item: pick(ITEMS) }
+      : {};
+    out.push({ id: `${contactId.slice(0, 8)}-0000-4000-8000-${String(i).padStart(12, "0")}`, type, occurredAt: new Date(NOW.getTime() - Math.round(daysAgo * DAY)), data });
+  }
+  return out;
+}
+
+const norm = (x: Record<string, string[]>) => Object.fromEntries(Object.entries(x).filter(([, v]) => v.length).map(([k, v]) => [k, [...v].sort()] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+
+describe("set-based SQL and incremental evaluators agree", () => {
+  it.each([1, 2, 3, 4, 5])("on 40 random contacts (seed %i)", async (seed) => {
+    const r = rng(seed * 7919);
+    const tenant = await createTestTenant(t.rt.deps);
+    const { ruleSet } = await activeRules(tenant.id);
+    const expected = new Map<string, Record<string, string[]>>();
+    for (let i = 0; i < 40; i++) {
+      const [c] = await t.rt.deps.db.insert(contacts).values({ tenantId: tenant.id, name: `c${i}`, source: r() < 0.5 ? "wecom" : "import" }).returning();
+      const history = randomHistory(r, c!.id).map((e, j) => ({ ...e, id: crypto.randomUUID(), idx: j }));
+      if (history.length) {
+        await t.rt.deps.db.insert(events).values(history.map((e) => ({ id: e.id, tenantId: tenant.id, contactId: c!.id, type: e.type, occurredAt: e.occurredAt, source: "test", idempotencyKey: `${c!.id}-${e.idx}`, payload: e.data, processedAt: NOW })));
+      }
+      // Incremental: each event in a random arrival order, then the nightly pass.
+      const order = [...history].sort(() => r() - 0.5);
+      let tags: Record<string, string[]> = {};
+      const seen: EventFact[] = [];
+      for (const e of order) {
+        seen.push(e);
+        tags = evaluate({ fields: { source: c!.source, gender: null, sourceState: null }, tags, events: seen }, { kind: "event", event: e }, NOW, ruleSet, EXCLUSIVE).tags;
+      }
+      tags = evaluate({ fields: { source: c!.source, gender: null, sourceState: null }, tags, events: history }, { kind: "schedule" }, NOW, ruleSet, EXCLUSIVE).tags;
+      expected.set(c!.id, norm(tags));
+    }
+    await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW });
+    const rows = await t.rt.deps.db
+      .select({ contactId: contactTags.contactId, group: tagGroups.key, name: tags.name })
+      .from(contactTags)
+      .innerJoin(tags, eq(tags.id, contactTags.tagId))
+      .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
+      .where(and(eq(contactTags.tenantId, tenant.id)));
+    const actual = new Map<string, Record<string, string[]>>();
+    for (const id of expected.keys()) actual.set(id, {});
+    for (const row of rows) (actual.get(row.contactId)![row.group] ??= []).push(row.name);
+    const mismatches = [...expected].filter(([id, exp]) => JSON.stringify(norm(actual.get(id)!)) !== JSON.stringify(exp)).map(([id, exp]) => `${id}: incremental ${JSON.stringify(exp)} vs SQL ${JSON.stringify(norm(actual.get(id)!))}`);
+    expect(mismatches).toEqual([]);
+    // A second pass over the same state writes nothing: only changed rows are ever written.
+    const again = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW });
+    expect(again.added + again.removed).toBe(0);
+  });
+});
