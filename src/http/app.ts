@@ -14,6 +14,7 @@ import { contactRoutes } from "./routes/contacts";
 import { eventRoutes } from "./routes/events";
 import { staffRoutes, tokenRoutes } from "./routes/staff";
 import { wecomCallbackRoutes, wecomRoutes } from "./routes/wecom";
+import { segmentRoutes } from "./routes/segments";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
 
@@ -74,6 +75,7 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/audit", auditRoutes());
   app.route("/v1/queues", queueRoutes());
   app.route("/v1/wecom", wecomRoutes());
+  app.route("/v1/segments", segmentRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });

@@ -5,6 +5,8 @@ import { jobId, JOBS, QUEUES, type QueueName } from "../queue/catalog";
 import { runWecomSync } from "../services/wecom/sync";
 import { startAllWecomSyncs } from "../services/wecom/sync-all";
 import { allTenantIds, runNightlyTagging } from "../services/tagging/nightly";
+import { snapshotSegments } from "../services/segments/segments";
+import { systemCtx } from "../services/context";
 import { jobDuration, jobsProcessed } from "../metrics";
 import type { ServiceDeps } from "../services/context";
 import { handleProcessEvent } from "./process-event";
@@ -42,6 +44,12 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
     }
     case "tagging-nightly":
       return runNightlyTagging({ deps, tenantId: JOBS["tagging-nightly"].payload.parse(job.data).tenantId });
+    case "segments-snapshot": {
+      const { day } = JOBS["segments-snapshot"].payload.parse(job.data);
+      let n = 0;
+      for (const tenantId of await allTenantIds(deps)) n += await snapshotSegments({ ctx: systemCtx(deps, tenantId, "segments-snapshot"), day });
+      return n;
+    }
     case "sweep-events":
       return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });
     default:
@@ -112,12 +120,22 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
     },
     { timezone: deps.config.TIMEZONE },
   );
+  // Segment sizes after the tagging pass, for trends.
+  const snapshots = cron.schedule(
+    "0 4 * * *",
+    () => {
+      const day = new Date(deps.now()).toISOString().slice(0, 10);
+      void deps.producer.enqueue("segments-snapshot", { day }, { jobId: jobId("seg-snap", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue segment snapshots"));
+    },
+    { timezone: deps.config.TIMEZONE },
+  );
   return {
     name: "scheduler",
     close: async () => {
       await task.stop();
       await nightly.stop();
       await tagging.stop();
+      await snapshots.stop();
     },
   };
 }

@@ -49,6 +49,12 @@ export const JOBS = {
     attempts: 3,
     backoffMs: 60_000,
   },
+  "segments-snapshot": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ day: z.string() }),
+    attempts: 3,
+    backoffMs: 60_000,
+  },
   "sweep-events": {
     queue: QUEUES.maintenance,
     payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),

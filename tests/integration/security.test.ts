@@ -39,6 +39,7 @@ interface Refs {
   clinicName: string;
   /** The tenant's WeCom CorpID (settings are set up for every tenant here). */
   corpId: string;
+  segmentId: string;
 }
 
 interface Operation {
@@ -53,7 +54,7 @@ type Expectation = (res: ApiResponse, a: Refs, b: Refs) => string[] | Promise<st
 
 interface OpSpec {
   /** What the `{id}` path parameter names. */
-  id?: "contact" | "staff" | "token";
+  id?: "contact" | "staff" | "token" | "segment";
   /** Rows are limited to a consultant's own contacts: another consultant gets 404, not 403. */
   ownContactsOnly?: boolean;
   query?: (r: Refs) => string;
@@ -156,6 +157,18 @@ const SPECS: Record<string, OpSpec> = {
     cross: { body: (a) => ({ name: "偷来的顾问", staffIds: [a.tenant.staff.consultant.id] }), expect: invalid("staffIds") },
   },
   "GET /v1/wecom/channels": { cross: { expect: noLeak() } },
+  "GET /v1/segments": { cross: { expect: noLeak() } },
+  "POST /v1/segments": { body: () => ({ name: `分群 ${randomUUID().slice(0, 8)}`, expression: "need:祛痘 AND NOT engagement:低" }), cross: { body: () => ({ name: `B ${randomUUID().slice(0, 8)}`, expression: "visit:复诊" }), expect: (res) => (res.status === 201 ? [] : [`expected 201, got ${res.status}`]) } },
+  "POST /v1/segments/preview": {
+    body: () => ({ expression: "source = api" }),
+    // B's preview of the same expression never counts or shows A's contacts.
+    cross: { body: () => ({ expression: "source = api" }), expect: noLeak() },
+  },
+  "GET /v1/segments/{id}": { id: "segment", cross: { expect: notFound } },
+  "PATCH /v1/segments/{id}": { id: "segment", body: () => ({ expression: "source = api OR visit:首诊" }), cross: { expect: notFound } },
+  "GET /v1/segments/{id}/members": { id: "segment", cross: { expect: notFound } },
+  "GET /v1/segments/{id}/export.csv": { id: "segment", cross: { expect: notFound } },
+  "GET /v1/segments/{id}/sizes": { id: "segment", cross: { expect: notFound } },
   "GET /v1/contacts/{id}/timeline": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "POST /v1/contacts/{id}/referral-code": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "POST /v1/wecom/sync": {
@@ -212,13 +225,16 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   expect(wecom.status).toBe(200);
   // Give the contact a timeline, so the events list has rows to leak.
   expect((await admin.post("/v1/events", event(contact.body.id))).status).toBe(202);
-  return { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId };
+  const segment = await admin.post("/v1/segments", { name: `分群 ${tenant.slug}`, expression: "source = api OR visit:复诊" });
+  expect(segment.status).toBe(201);
+  return { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id };
 }
 
 /** A real id of the kind the path takes; a throwaway token when the call would revoke it. */
 async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise<string> {
   if (kind === "contact") return r.contactId;
   if (kind === "staff") return r.spareStaffId;
+  if (kind === "segment") return r.segmentId;
   if (kind === "token") {
     if (!destructive) return r.tokenId;
     return (await createToken({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), input: { staffId: r.spareStaffId, name: "throwaway" } })).id;

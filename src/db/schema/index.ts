@@ -4,3 +4,4 @@ export * from "./tags";
 export * from "./events";
 export * from "./audit";
 export * from "./wecom";
+export * from "./segments";

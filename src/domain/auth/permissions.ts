@@ -21,6 +21,8 @@ export const PERMISSIONS = {
   "queues:read": ["admin"],
   "wecom:manage": ["admin"],
   "channels:manage": ["admin", "marketing"],
+  "segments:read": ["admin", "marketing"],
+  "segments:write": ["admin", "marketing"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -24,7 +24,8 @@ export type ListContactsInput = z.infer<typeof ListContactsInput>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export async function listContacts({ ctx, input }: { ctx: Ctx; input: unknown }): Promise<Page<ContactView>> {
+/** `where`: an extra condition over `contacts c` (a segment), for callers that checked their own permission. */
+export async function listContacts({ ctx, input, where }: { ctx: Ctx; input: unknown; where?: SQL }): Promise<Page<ContactView>> {
   requirePermission(ctx, "contacts:read");
   const parsed = ListContactsInput.safeParse(input);
   if (!parsed.success) throw new ValidationError(zodIssues(parsed.error.issues));
@@ -41,6 +42,7 @@ export async function listContacts({ ctx, input }: { ctx: Ctx; input: unknown })
   }
   if (v.source) conds.push(eq(contacts.source, v.source));
   if (v.tag) conds.push(tagCondition(ctx, v.tag));
+  if (where) conds.push(sql`${contacts.id} in (select c.id from contacts c where c.tenant_id = ${ctx.tenantId} and ${where})`);
   if (v.q) {
     const phone = normalizePhone(v.q);
     const alts: SQL[] = [ilike(contacts.name, `%${v.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`), eq(contacts.externalUserId, v.q)];

@@ -1,0 +1,177 @@
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { z } from "zod";
+import { segments, segmentSnapshots, staff, tagGroups, tags } from "../../db/schema/index";
+import { parseSegment, SegmentSyntaxError, tagRefs, type SegmentAst } from "../../domain/segments/parse";
+import { ConflictError, isUniqueViolation, NotFoundError, ValidationError, zodIssues } from "../../errors";
+import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
+import { listContacts } from "../contacts/list";
+import type { ContactView } from "../contacts/schemas";
+import type { Page } from "../pagination";
+import { segmentWhere } from "./compile";
+
+export const SegmentInput = z.object({
+  name: z.string().trim().min(1).max(100),
+  /** e.g. `visit:复诊 AND need:祛痘 AND NOT engagement:低`, `spend_12m >= 5000` */
+  expression: z.string().min(1).max(2000),
+});
+export const PreviewInput = SegmentInput.pick({ expression: true });
+
+export interface SegmentView {
+  id: string;
+  name: string;
+  expression: string;
+  /** Contacts in the segment right now. */
+  count: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Parse and check an expression: syntax errors with their position, unknown tags by name; both name the field. */
+async function compileChecked(ctx: Ctx, expression: string): Promise<{ ast: SegmentAst; where: ReturnType<typeof segmentWhere> }> {
+  let ast: SegmentAst;
+  try {
+    ast = parseSegment(expression);
+  } catch (err) {
+    if (err instanceof SegmentSyntaxError) throw new ValidationError([{ field: "expression", message: err.message }]);
+    throw err;
+  }
+  const refs = tagRefs(ast);
+  if (refs.length) {
+    const known = await dbOf(ctx)
+      .select({ group: tagGroups.key, name: tags.name })
+      .from(tags)
+      .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
+      .where(and(eq(tags.tenantId, ctx.tenantId), inArray(tagGroups.key, [...new Set(refs.map((r) => r.group))])));
+    const missing = refs.filter((r) => !known.some((k) => k.group === r.group && k.name === r.name));
+    if (missing.length) throw new ValidationError([{ field: "expression", message: `unknown tag ${missing.map((m) => `${m.group}:${m.name}`).join(", ")}` }]);
+  }
+  return { ast, where: segmentWhere(ast, ctx.deps.now().toISOString()) };
+}
+
+async function countWhere(ctx: Ctx, where: ReturnType<typeof segmentWhere>): Promise<number> {
+  const [r] = await dbOf(ctx)
+    .select({ n: sql<number>`count(*)::int` })
+    .from(sql`contacts c`)
+    .where(sql`c.tenant_id = ${ctx.tenantId} and c.deleted_at is null and ${where}`);
+  return r?.n ?? 0;
+}
+
+const view = (r: typeof segments.$inferSelect, count: number): SegmentView => ({ id: r.id, name: r.name, expression: r.expression, count, createdAt: r.createdAt.toISOString(), updatedAt: r.updatedAt.toISOString() });
+
+async function load(ctx: Ctx, id: string) {
+  const [row] = await dbOf(ctx).select().from(segments).where(and(eq(segments.tenantId, ctx.tenantId), eq(segments.id, id)));
+  if (!row) throw new NotFoundError("segment");
+  return row;
+}
+
+export async function createSegment({ ctx, input }: { ctx: Ctx; input: unknown }): Promise<SegmentView> {
+  requirePermission(ctx, "segments:write");
+  const p = SegmentInput.safeParse(input);
+  if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
+  const { where } = await compileChecked(ctx, p.data.expression);
+  const row = await withTransaction(ctx, async (tx, ctx) => {
+    try {
+      const [r] = await tx.insert(segments).values({ tenantId: ctx.tenantId, name: p.data.name, expression: p.data.expression, createdByStaffId: ctx.actor.kind === "staff" ? ctx.actor.staffId : null }).returning();
+      await audit(tx, ctx, { action: "segment.create", entityType: "segment", entityId: r!.id, after: { name: r!.name, expression: r!.expression } });
+      return r!;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError("a segment with this name exists", [{ field: "name", message: "already used" }]);
+      throw err;
+    }
+  });
+  return view(row, await countWhere(ctx, where));
+}
+
+export async function updateSegment({ ctx, id, input }: { ctx: Ctx; id: string; input: unknown }): Promise<SegmentView> {
+  requirePermission(ctx, "segments:write");
+  const p = SegmentInput.partial().safeParse(input);
+  if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
+  const before = await load(ctx, id);
+  const expression = p.data.expression ?? before.expression;
+  const { where } = await compileChecked(ctx, expression);
+  const row = await withTransaction(ctx, async (tx, ctx) => {
+    try {
+      const [r] = await tx
+        .update(segments)
+        .set({ name: p.data.name ?? before.name, expression, updatedAt: ctx.deps.now() })
+        .where(and(eq(segments.tenantId, ctx.tenantId), eq(segments.id, id)))
+        .returning();
+      await audit(tx, ctx, { action: "segment.update", entityType: "segment", entityId: id, before: { name: before.name, expression: before.expression }, after: { name: r!.name, expression: r!.expression } });
+      return r!;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError("a segment with this name exists", [{ field: "name", message: "already used" }]);
+      throw err;
+    }
+  });
+  return view(row, await countWhere(ctx, where));
+}
+
+export async function getSegment({ ctx, id }: { ctx: Ctx; id: string }): Promise<SegmentView> {
+  requirePermission(ctx, "segments:read");
+  const row = await load(ctx, id);
+  return view(row, await countWhere(ctx, (await compileChecked(ctx, row.expression)).where));
+}
+
+export async function listSegments({ ctx }: { ctx: Ctx }): Promise<SegmentView[]> {
+  requirePermission(ctx, "segments:read");
+  const rows = await dbOf(ctx).select().from(segments).where(eq(segments.tenantId, ctx.tenantId)).orderBy(asc(segments.name));
+  const out: SegmentView[] = [];
+  for (const r of rows) {
+    // A segment whose tags were deleted later still lists, with count 0.
+    const count = await compileChecked(ctx, r.expression).then((c) => countWhere(ctx, c.where), () => 0);
+    out.push(view(r, count));
+  }
+  return out;
+}
+
+/** Count and a sample for an expression being written (the console's live count). */
+export async function previewSegment({ ctx, input }: { ctx: Ctx; input: unknown }): Promise<{ count: number; sample: ContactView[] }> {
+  requirePermission(ctx, "segments:read");
+  const p = PreviewInput.safeParse(input);
+  if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
+  const { where } = await compileChecked(ctx, p.data.expression);
+  const [count, page] = await Promise.all([countWhere(ctx, where), listContacts({ ctx, input: { limit: 10 }, where })]);
+  return { count, sample: page.items };
+}
+
+export async function segmentMembers({ ctx, id, input }: { ctx: Ctx; id: string; input: unknown }): Promise<Page<ContactView>> {
+  requirePermission(ctx, "segments:read");
+  const row = await load(ctx, id);
+  return listContacts({ ctx, input, where: (await compileChecked(ctx, row.expression)).where });
+}
+
+/** Members as CSV (UTF-8 with BOM so Excel opens Chinese correctly); phones masked unless the role may see them. */
+export async function exportSegmentCsv({ ctx, id }: { ctx: Ctx; id: string }): Promise<{ filename: string; csv: string }> {
+  requirePermission(ctx, "segments:read");
+  const row = await load(ctx, id);
+  const { where } = await compileChecked(ctx, row.expression);
+  const owners = new Map((await dbOf(ctx).select({ id: staff.id, name: staff.name }).from(staff).where(eq(staff.tenantId, ctx.tenantId))).map((s) => [s.id, s.name]));
+  const esc = (v: string | null | undefined) => (v == null ? "" : /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const lines = ["id,姓名,手机号,external_user_id,来源,归属顾问,添加时间"];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await listContacts({ ctx, input: { limit: 200, ...(cursor ? { cursor } : {}) }, where });
+    for (const c of page.items) lines.push([c.id, esc(c.name), esc(c.phone), esc(c.externalUserId), esc(c.source), esc(c.ownerStaffId ? (owners.get(c.ownerStaffId) ?? "") : ""), c.createdAt].join(","));
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
+  return { filename: `segment-${row.name.replace(/[^\p{L}\p{N}_-]+/gu, "_")}.csv`, csv: "\uFEFF" + lines.join("\r\n") + "\r\n" };
+}
+
+/** Record today's size of every segment of the tenant (idempotent per day). */
+export async function snapshotSegments({ ctx, day }: { ctx: Ctx; day: string }): Promise<number> {
+  const rows = await dbOf(ctx).select().from(segments).where(eq(segments.tenantId, ctx.tenantId));
+  for (const r of rows) {
+    const size = await compileChecked(ctx, r.expression).then((c) => countWhere(ctx, c.where), () => 0);
+    await dbOf(ctx).insert(segmentSnapshots).values({ tenantId: ctx.tenantId, segmentId: r.id, day, size }).onConflictDoUpdate({ target: [segmentSnapshots.segmentId, segmentSnapshots.day], set: { size } });
+  }
+  return rows.length;
+}
+
+export async function segmentSizes({ ctx, id }: { ctx: Ctx; id: string }): Promise<{ day: string; size: number }[]> {
+  requirePermission(ctx, "segments:read");
+  await load(ctx, id);
+  const rows = await dbOf(ctx).select({ day: segmentSnapshots.day, size: segmentSnapshots.size }).from(segmentSnapshots).where(and(eq(segmentSnapshots.tenantId, ctx.tenantId), eq(segmentSnapshots.segmentId, id))).orderBy(asc(segmentSnapshots.day)).limit(400);
+  return rows.map((r) => ({ day: String(r.day), size: r.size }));
+}
+

@@ -1,0 +1,100 @@
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { events } from "../../src/db/schema/index";
+import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
+import { systemCtx } from "../../src/services/context";
+import { snapshotSegments } from "../../src/services/segments/segments";
+import { client, createTestTenant, phone, type TestTenant } from "../helpers/factories";
+import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
+import { waitFor } from "../helpers/wait";
+
+let t: TestRuntime;
+let tenant: TestTenant;
+let workers: RunningWorker[] = [];
+const ids: Record<string, string> = {};
+const ago = (d: number) => new Date(Date.now() - d * 86_400_000).toISOString();
+
+beforeAll(async () => {
+  t = await createTestRuntime();
+  tenant = await createTestTenant(t.rt.deps);
+  workers = startWorkers(t.rt.deps, t.rt.redisUrl, ["events"]);
+  const admin = client(t.app, tenant.tokens.admin);
+  // Four patients with different histories; the rules engine tags them.
+  const people: Record<string, object[]> = {
+    acneRevisit: [{ type: "visit", d: 60 }, { type: "visit", d: 10 }, { type: "message_received", d: 5, data: { text: "祛痘还要几次" } }],
+    acneNew: [{ type: "message_received", d: 3, data: { text: "想祛痘" } }, { type: "contact_added", d: 3 }],
+    bigSpender: [{ type: "visit", d: 30 }, { type: "purchase", d: 30, data: { amount: 26000, items: ["热玛吉"] } }],
+    reader: Array.from({ length: 12 }, () => ({ type: "article_read", d: 1, data: { articleId: "a", topic: "美白" } })),
+  };
+  for (const [key, evs] of Object.entries(people)) {
+    const c = await admin.post("/v1/contacts", { name: key, phone: phone(), source: key === "reader" ? "livestream" : "wecom" });
+    ids[key] = c.body.id;
+    const res = await admin.post("/v1/events", { events: (evs as { type: string; d: number; data?: object }[]).map((e, i) => ({ type: e.type, contactId: c.body.id, occurredAt: ago(e.d), idempotencyKey: `${key}-${i}`, data: e.data ?? {} })) });
+    expect(res.status).toBe(202);
+  }
+  await waitFor(async () => (await t.rt.deps.db.select({ p: events.processedAt }).from(events).where(eq(events.tenantId, tenant.id))).every((r) => r.p), { what: "events tagged" });
+});
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.close()));
+  await t?.close();
+});
+
+const preview = (expression: string) => client(t.app, tenant.tokens.marketing).post("/v1/segments/preview", { expression });
+const names = (res: { body: { sample: { name: string }[] } }) => res.body.sample.map((c) => c.name).sort();
+
+describe("segments", () => {
+  it.each([
+    ["visit:复诊 AND need:祛痘", ["acneRevisit"]],
+    ["need:祛痘 AND NOT visit:复诊", ["acneNew"]],
+    ["spend_12m >= 5000", ["bigSpender"]],
+    ["spend_12m >= 5000 OR engagement:高", ["bigSpender", "reader"]],
+    ['source = "livestream"', ["reader"]],
+    ["visits >= 1 AND days_since_visit < 20", ["acneRevisit"]],
+    ["NOT engagement:低 AND NOT engagement:中 AND NOT engagement:高", ["bigSpender"]],
+    ["(need:祛痘 OR need:美白) AND NOT source = wecom", ["reader"]],
+  ])("%s", async (expression, expected) => {
+    const res = await preview(expression);
+    expect(res.status).toBe(200);
+    expect(res.body.count).toBe(expected.length);
+    expect(names(res)).toEqual(expected);
+  });
+
+  it("refuses bad expressions with the position and unknown tags by name, naming the field", async () => {
+    const syntax = await preview("visit:复诊 AND (need:祛痘");
+    expect(syntax.status).toBe(422);
+    expect(syntax.body.errors).toEqual([{ field: "expression", message: expect.stringMatching(/expected \).*position 21/) }]);
+    const unknown = await preview("need:植发 OR visit:老客");
+    expect(unknown.body.errors[0].message).toBe("unknown tag need:植发, visit:老客");
+  });
+
+  it("creates segments, counts live, pages members, exports CSV with masking, keeps daily sizes", async () => {
+    const mk = client(t.app, tenant.tokens.marketing);
+    const seg = await mk.post("/v1/segments", { name: "祛痘人群", expression: "need:祛痘" });
+    expect(seg.status).toBe(201);
+    expect(seg.body.count).toBe(2);
+    expect((await mk.post("/v1/segments", { name: "祛痘人群", expression: "need:美白" })).status).toBe(409);
+    const page1 = await mk.get(`/v1/segments/${seg.body.id}/members?limit=1`);
+    const page2 = await mk.get(`/v1/segments/${seg.body.id}/members?limit=1&cursor=${page1.body.nextCursor}`);
+    expect([page1.body.items[0].name, page2.body.items[0].name].sort()).toEqual(["acneNew", "acneRevisit"]);
+    expect(page2.body.nextCursor).toBeNull();
+    expect(page1.body.items[0].phone).toMatch(/^\d{3}\*{4}\d{4}$/);
+    const csvRes = await t.app.request(`/v1/segments/${seg.body.id}/export.csv`, { headers: { authorization: `Bearer ${tenant.tokens.marketing}` } });
+    expect(csvRes.headers.get("content-type")).toContain("text/csv");
+    const bytes = Buffer.from(await csvRes.arrayBuffer());
+    expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]); // BOM: Excel opens the Chinese correctly
+    const csv = bytes.subarray(3).toString("utf8");
+    expect(csv.startsWith("id,姓名,手机号")).toBe(true);
+    expect(csv.trim().split("\r\n")).toHaveLength(3);
+    expect(csv).toMatch(/\d{3}\*{4}\d{4}/);
+    const adminCsv = await (await t.app.request(`/v1/segments/${seg.body.id}/export.csv`, { headers: { authorization: `Bearer ${tenant.tokens.admin}` } })).text();
+    expect(adminCsv).toMatch(/\+86\d{11}/);
+    const changed = await mk.patch(`/v1/segments/${seg.body.id}`, { expression: "need:祛痘 AND visit:复诊" });
+    expect(changed.body.count).toBe(1);
+    await snapshotSegments({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), day: "2026-11-23" });
+    await snapshotSegments({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), day: "2026-11-23" });
+    const sizes = await mk.get(`/v1/segments/${seg.body.id}/sizes`);
+    expect(sizes.body.items).toEqual([{ day: "2026-11-23", size: 1 }]);
+    const list = await mk.get("/v1/segments");
+    expect(list.body.items.find((s: { id: string }) => s.id === seg.body.id).count).toBe(1);
+  });
+});
