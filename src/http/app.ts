@@ -15,6 +15,7 @@ import { eventRoutes } from "./routes/events";
 import { staffRoutes, tokenRoutes } from "./routes/staff";
 import { wecomCallbackRoutes, wecomRoutes } from "./routes/wecom";
 import { segmentRoutes } from "./routes/segments";
+import { tagRuleRoutes } from "./routes/tag-rules";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
 
@@ -76,6 +77,7 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/queues", queueRoutes());
   app.route("/v1/wecom", wecomRoutes());
   app.route("/v1/segments", segmentRoutes());
+  app.route("/v1/tag-rules", tagRuleRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });

@@ -6,6 +6,8 @@ import { runWecomSync } from "../services/wecom/sync";
 import { startAllWecomSyncs } from "../services/wecom/sync-all";
 import { allTenantIds, runNightlyTagging } from "../services/tagging/nightly";
 import { snapshotSegments } from "../services/segments/segments";
+import { runSetBased } from "../services/tagging/set-based";
+import { forgetActiveRules } from "../services/tagging/rule-set";
 import { systemCtx } from "../services/context";
 import { jobDuration, jobsProcessed } from "../metrics";
 import type { ServiceDeps } from "../services/context";
@@ -44,6 +46,11 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
     }
     case "tagging-nightly":
       return runNightlyTagging({ deps, tenantId: JOBS["tagging-nightly"].payload.parse(job.data).tenantId });
+    case "tagging-backfill": {
+      const { tenantId } = JOBS["tagging-backfill"].payload.parse(job.data);
+      forgetActiveRules(tenantId); // this process may hold the previous version for a few seconds
+      return runSetBased({ ctx: systemCtx(deps, tenantId, "tagging-backfill"), mode: "backfill" });
+    }
     case "segments-snapshot": {
       const { day } = JOBS["segments-snapshot"].payload.parse(job.data);
       let n = 0;

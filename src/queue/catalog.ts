@@ -49,6 +49,12 @@ export const JOBS = {
     attempts: 3,
     backoffMs: 60_000,
   },
+  "tagging-backfill": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ tenantId: z.uuid(), version: z.number().int() }),
+    attempts: 3,
+    backoffMs: 30_000,
+  },
   "segments-snapshot": {
     queue: QUEUES.maintenance,
     payload: z.object({ day: z.string() }),

@@ -61,8 +61,10 @@ interface OpSpec {
   /** A fresh, valid body (so a refusal is about the caller, not the payload). */
   body?: (r: Refs) => unknown;
   csv?: (r: Refs) => string;
+  /** Runs before each call as an allowed role (e.g. a publish needs a fresh draft each time). */
+  prepare?: (r: Refs) => Promise<void>;
   /** Called by tenant B's admin with tenant A's records. */
-  cross: { body?: (a: Refs) => unknown; csv?: (a: Refs) => string; query?: (a: Refs) => string; expect: Expectation };
+  cross: { body?: (a: Refs) => unknown; csv?: (a: Refs) => string; query?: (a: Refs) => string; expect: Expectation; /** Runs first, with tenant B's records. */ prepare?: (b: Refs) => Promise<void> };
 }
 
 const CROSS_EVENT_KEY = `cross-tenant-${randomUUID()}`;
@@ -158,6 +160,30 @@ const SPECS: Record<string, OpSpec> = {
   },
   "GET /v1/wecom/channels": { cross: { expect: noLeak() } },
   "GET /v1/segments": { cross: { expect: noLeak() } },
+  "GET /v1/tag-rules": { cross: { expect: noLeak() } },
+  "PUT /v1/tag-rules/draft": { body: () => DRAFT, cross: { body: () => DRAFT, expect: (res) => (res.status === 200 ? [] : [`expected 200, got ${res.status}`]) } },
+  "POST /v1/tag-rules/draft/dry-run": { prepare: saveDraftFor, cross: { prepare: saveDraftFor, expect: noLeak() } },
+  "POST /v1/tag-rules/draft/publish": {
+    prepare: saveDraftFor,
+    // B publishes B's own draft; A's published version is untouched.
+    cross: { prepare: saveDraftFor, expect: async (res, a) => (res.status === 200 ? notOneOfAsRuns(res, a) : [`expected 200, got ${res.status} ${JSON.stringify(res.body)}`]) },
+  },
+  "POST /v1/tag-rules/rollback": {
+    prepare: async (r) => {
+      // Make sure the published version is not 1, so rolling back to 1 is always possible.
+      await saveDraftFor(r);
+      await client(t.app, r.tenant.tokens.admin).post("/v1/tag-rules/draft/publish");
+    },
+    body: () => ({ version: 1 }),
+    cross: {
+      prepare: async (b) => {
+        await saveDraftFor(b);
+        await client(t.app, b.tenant.tokens.admin).post("/v1/tag-rules/draft/publish");
+      },
+      body: () => ({ version: 1 }),
+      expect: (res) => (res.status === 200 ? [] : [`expected B's own rollback, got ${res.status} ${JSON.stringify(res.body)}`]),
+    },
+  },
   "POST /v1/segments": { body: () => ({ name: `分群 ${randomUUID().slice(0, 8)}`, expression: "need:祛痘 AND NOT engagement:低" }), cross: { body: () => ({ name: `B ${randomUUID().slice(0, 8)}`, expression: "visit:复诊" }), expect: (res) => (res.status === 201 ? [] : [`expected 201, got ${res.status}`]) } },
   "POST /v1/segments/preview": {
     body: () => ({ expression: "source = api" }),
@@ -191,6 +217,13 @@ const SPECS: Record<string, OpSpec> = {
     },
   },
 };
+
+const DRAFT = { rules: [{ id: "sec-need", name: "安全测试", trigger: { events: ["visit"] }, then: [{ add: { group: "need", tag: "祛痘" } }] }] };
+
+async function saveDraftFor(r: Refs): Promise<void> {
+  const res = await client(t.app, r.tenant.tokens.admin).call("PUT", "/v1/tag-rules/draft", DRAFT);
+  if (res.status !== 200) throw new Error(`could not save a draft: ${res.status} ${JSON.stringify(res.body)}`);
+}
 
 async function notOneOfAsRuns(res: ApiResponse, a: Refs): Promise<string[]> {
   const runs = await sql<{ id: string }[]>`select id from wecom_sync_runs where tenant_id = ${a.tenant.id}`;
@@ -245,6 +278,7 @@ async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise
 /** Call an operation with its spec's parameters and body. */
 async function callOp(op: Operation, token: string | undefined, r: Refs, opts: { destructive?: boolean; body?: unknown; csv?: string; query?: string; headers?: Record<string, string> } = {}) {
   const spec = SPECS[op.key]!;
+  if (opts.destructive) await spec.prepare?.(r);
   let path = op.path;
   if (path.includes("{id}")) path = path.replace("{id}", await idFor(spec.id, r, opts.destructive ?? false));
   if (/\{\w+\}/.test(path)) throw new Error(`${op.key}: a path parameter this test cannot fill`);
@@ -416,6 +450,7 @@ describe("tenant isolation", () => {
     const failures: string[] = [];
     for (const op of ops) {
       const cross = SPECS[op.key]!.cross;
+      await cross.prepare?.(refsB);
       const res = await callOp(op, B.tokens.admin, refsA, {
         destructive: false,
         body: cross.body?.(refsA),

@@ -5,3 +5,4 @@ export * from "./events";
 export * from "./audit";
 export * from "./wecom";
 export * from "./segments";
+export * from "./rules";

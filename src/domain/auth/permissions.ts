@@ -22,6 +22,8 @@ export const PERMISSIONS = {
   "wecom:manage": ["admin"],
   "channels:manage": ["admin", "marketing"],
   "segments:read": ["admin", "marketing"],
+  "rules:read": ["admin", "marketing"],
+  "rules:write": ["admin", "marketing"],
   "segments:write": ["admin", "marketing"],
 } as const satisfies Record<string, readonly Role[]>;
 

@@ -15,7 +15,7 @@ export interface AppliedRules {
  * contact's row lock, so two events of one contact never race on its tags.
  */
 export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, trigger: EvalTrigger): Promise<AppliedRules> {
-  const { ruleSet, version, exclusiveGroups } = await activeRules(ctx.tenantId);
+  const { ruleSet, version, exclusiveGroups } = await activeRules(tx, ctx.tenantId);
   const [contact] = await tx
     .select({ source: contacts.source, gender: contacts.gender, sourceState: contacts.sourceState })
     .from(contacts)

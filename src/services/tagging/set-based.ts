@@ -2,8 +2,8 @@ import { eq, sql, type SQL } from "drizzle-orm";
 import { tagGroups, tags } from "../../db/schema/index";
 import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
 import type { Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
-import { withTransaction, type Ctx } from "../context";
-import { activeRules } from "./rule-set";
+import { dbOf, withTransaction, type Ctx } from "../context";
+import { activeRules, type ActiveRules } from "./rule-set";
 
 /**
  * The set-based evaluator: the same rules compiled to SQL and run over every contact of a tenant,
@@ -15,6 +15,8 @@ export interface SetBasedResult {
   rules: number;
   added: number;
   removed: number;
+  /** Dry runs only: per tag, how many contacts would gain and lose it, with a few of them. */
+  preview?: { group: string; tag: string; gains: number; losses: number; sampleGains: string[]; sampleLosses: string[] }[];
 }
 
 const DAY_MS = 86_400_000;
@@ -138,8 +140,8 @@ class Compiler {
  * earlier ones' effects; then only the net difference is written to contact_tags and tag_history,
  * each change attributed to the last rule that made it, as the incremental evaluator does.
  */
-export async function runSetBased({ ctx, mode, now }: { ctx: Ctx; mode: "backfill" | "schedule"; now?: Date }): Promise<SetBasedResult> {
-  const { ruleSet, version, exclusiveGroups } = await activeRules(ctx.tenantId);
+export async function runSetBased({ ctx, mode, now, rules, dryRun = false }: { ctx: Ctx; mode: "backfill" | "schedule"; now?: Date; rules?: ActiveRules; dryRun?: boolean }): Promise<SetBasedResult> {
+  const { ruleSet, version, exclusiveGroups } = rules ?? (await activeRules(dbOf(ctx), ctx.tenantId));
   const nowIso = (now ?? ctx.deps.now()).toISOString();
   const compiler = new Compiler(ruleSet, nowIso);
   return withTransaction(ctx, async (tx, ctx) => {
@@ -182,6 +184,33 @@ export async function runSetBased({ ctx, mode, now }: { ctx: Ctx; mode: "backfil
           select (select count(*) from rem) + (select count(*) from ins) as n`);
       }
       if (ran) rulesRun++;
+    }
+    if (dryRun) {
+      // Nothing is written: compare the working copy with the real tags and report per tag.
+      const rows = rowsOf<{ grp: string; tag: string; kind: string; n: number; sample: string[] }>(
+        await tx.execute(sql`
+          select g.key as grp, t.name as tag, d.kind, count(*)::int as n, (array_agg(d.contact_id::text order by d.contact_id))[1:5] as sample
+          from (
+            select w.contact_id, w.tag_id, 'gain' as kind from siyu_wt w
+              where not exists (select 1 from contact_tags ct where ct.contact_id = w.contact_id and ct.tag_id = w.tag_id)
+            union all
+            select ct.contact_id, ct.tag_id, 'loss' from contact_tags ct
+              where ct.tenant_id = ${ctx.tenantId}::uuid
+                and ct.contact_id in (select id from contacts where tenant_id = ${ctx.tenantId}::uuid and deleted_at is null)
+                and not exists (select 1 from siyu_wt w where w.contact_id = ct.contact_id and w.tag_id = ct.tag_id)
+          ) d join tags t on t.id = d.tag_id join tag_groups g on g.id = t.group_id
+          group by g.key, t.name, d.kind order by g.key, t.name`),
+      );
+      const byTag = new Map<string, NonNullable<SetBasedResult["preview"]>[number]>();
+      for (const r of rows) {
+        const key = `${r.grp}:${r.tag}`;
+        const e = byTag.get(key) ?? { group: r.grp, tag: r.tag, gains: 0, losses: 0, sampleGains: [], sampleLosses: [] };
+        if (r.kind === "gain") Object.assign(e, { gains: r.n, sampleGains: r.sample });
+        else Object.assign(e, { losses: r.n, sampleLosses: r.sample });
+        byTag.set(key, e);
+      }
+      const preview = [...byTag.values()];
+      return { rules: rulesRun, added: preview.reduce((n, p) => n + p.gains, 0), removed: preview.reduce((n, p) => n + p.losses, 0), preview };
     }
     // Only the net difference reaches the real tables.
     const removed = rowsOf<{ n: number }>(
