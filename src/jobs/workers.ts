@@ -3,6 +3,7 @@ import cron from "node-cron";
 import { createRedis } from "../queue/connection";
 import { jobId, JOBS, QUEUES, type QueueName } from "../queue/catalog";
 import { runWecomSync } from "../services/wecom/sync";
+import { pushContactTags } from "../services/wecom/push-tags";
 import { startAllWecomSyncs } from "../services/wecom/sync-all";
 import { allTenantIds, runNightlyTagging } from "../services/tagging/nightly";
 import { snapshotSegments } from "../services/segments/segments";
@@ -31,6 +32,8 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
       return handleProcessEvent(deps, job.data, meta);
     case "process-wecom-callback":
       return handleProcessWecomCallback(deps, job.data);
+    case "wecom-push-tags":
+      return pushContactTags({ deps, ...JOBS["wecom-push-tags"].payload.parse(job.data) });
     case "wecom-sync": {
       const p = JOBS["wecom-sync"].payload.parse(job.data);
       return runWecomSync({ deps, ...p });

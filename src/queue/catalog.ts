@@ -25,6 +25,12 @@ export const JOBS = {
     attempts: 8,
     backoffMs: 2000,
   },
+  "wecom-push-tags": {
+    queue: QUEUES.wecom,
+    payload: z.object({ tenantId: z.uuid(), contactId: z.uuid() }),
+    attempts: 5,
+    backoffMs: 5000,
+  },
   "wecom-sync": {
     queue: QUEUES.wecom,
     payload: z.object({ tenantId: z.uuid(), runId: z.uuid() }),

@@ -5,6 +5,8 @@ import { JOBS, QUEUES, type JobName, type JobPayload, type QueueName } from "./c
 export interface EnqueueOptions {
   jobId?: string;
   delayMs?: number;
+  /** Throttle: further jobs with this id within ttlMs are dropped (the queued one covers them). */
+  dedupe?: { id: string; ttlMs: number };
 }
 
 /** Typed producer over every queue of the catalog. */
@@ -37,6 +39,7 @@ export class Producer {
       removeOnFail: { age: 7 * 24 * 3600 },
       ...(o.jobId ? { jobId: o.jobId } : {}),
       ...(o.delayMs ? { delay: o.delayMs } : {}),
+      ...(o.dedupe ? { deduplication: { id: o.dedupe.id, ttl: o.dedupe.ttlMs } } : {}),
     };
   }
 

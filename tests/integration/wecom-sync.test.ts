@@ -135,4 +135,28 @@ describe("siyu wecom sync", () => {
     expect(out.counts.tagsPushed ?? 0).toBe(0);
     expect(out.counts.tagsCreatedInWecom ?? 0).toBe(0);
   });
+
+  it("pushes a contact's tag changes to WeCom a few seconds after the rules move them", async () => {
+    const [c] = await t.rt.deps.db.select().from(contacts).where(and(eq(contacts.tenantId, tenant.id), eq(contacts.externalUserId, localTagged)));
+    const workers = startWorkers(t.rt.deps, t.rt.redisUrl, ["events", "wecom"]);
+    try {
+      const at = (d: number) => new Date(Date.now() - d * 86_400_000).toISOString();
+      const res = await client(t.app, tenant.tokens.admin).post("/v1/events", {
+        events: [
+          { type: "visit", contactId: c!.id, occurredAt: at(20), idempotencyKey: "push-1", data: {} },
+          { type: "visit", contactId: c!.id, occurredAt: at(2), idempotencyKey: "push-2", data: {} },
+        ],
+      });
+      expect(res.status).toBe(202);
+      const [revisit] = await t.rt.deps.db.select({ wecomTagId: tags.wecomTagId }).from(tags).where(and(eq(tags.tenantId, tenant.id), eq(tags.name, "复诊")));
+      const [first] = await t.rt.deps.db.select({ wecomTagId: tags.wecomTagId }).from(tags).where(and(eq(tags.tenantId, tenant.id), eq(tags.name, "首诊")));
+      const remote = await waitFor(async () => {
+        const ids = fake.state.follow(localTagged, c1)!.tagIds;
+        return ids.includes(revisit!.wecomTagId!) ? ids : null;
+      }, { what: "复诊 in WeCom", timeoutMs: 20_000 });
+      expect(remote).not.toContain(first!.wecomTagId);
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+    }
+  });
 });

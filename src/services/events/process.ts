@@ -1,5 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import { contacts, events } from "../../db/schema/index";
+import { jobId } from "../../queue/catalog";
 import { withTransaction, type Ctx } from "../context";
 import { applyRulesToContact } from "../tagging/apply-rules";
 
@@ -11,7 +12,8 @@ export type ProcessOutcome = "processed" | "already-processed" | "missing";
  * The tag rules run here too, so tags move in this same transaction.
  */
 export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string }): Promise<ProcessOutcome> {
-  return withTransaction(ctx, async (tx, ctx) => {
+  let tagsChanged: string | null = null;
+  const outcome = await withTransaction(ctx, async (tx, ctx) => {
     const [ev] = await tx
       .select()
       .from(events)
@@ -38,13 +40,21 @@ export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string
       if (typeof state === "string" && state) set.sourceState = sql`coalesce(${contacts.sourceState}, ${state})`;
     }
     await tx.update(contacts).set(set).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, ev.contactId)));
-    await applyRulesToContact(tx, ctx, ev.contactId, { kind: "event", event: { id: ev.id, type: ev.type, occurredAt: ev.occurredAt, data: ev.payload } });
+    const applied = await applyRulesToContact(tx, ctx, ev.contactId, { kind: "event", event: { id: ev.id, type: ev.type, occurredAt: ev.occurredAt, data: ev.payload } });
+    if (applied.changes.length) tagsChanged = ev.contactId;
     await tx
       .update(events)
       .set({ processedAt: ctx.deps.now(), attempts: sql`${events.attempts} + 1`, lastError: null })
       .where(eq(events.id, ev.id));
-    return "processed";
+    return "processed" as const;
   });
+  if (tagsChanged) {
+    // WeCom follows a few seconds later, one push per contact however many events moved its tags.
+    await ctx.deps.producer
+      .enqueue("wecom-push-tags", { tenantId: ctx.tenantId, contactId: tagsChanged }, { dedupe: { id: jobId("wpt", tagsChanged), ttlMs: 5000 }, delayMs: 5000 })
+      .catch((err: Error) => ctx.logger.warn({ err: err.message }, "tag push to WeCom not queued; the nightly sync reconciles"));
+  }
+  return outcome;
 }
 
 /** Record a failed attempt so operators can see why an event is stuck. */
