@@ -21,6 +21,7 @@ import { systemCtx } from "../src/services/context";
 import { createStaff } from "../src/services/staff/create";
 import { createTenant } from "../src/services/tenants/create";
 import { createToken } from "../src/services/tokens/tokens";
+import { benchTagging, benchTagLatency } from "./tagging";
 // The same request builders the tests use (official @wecom/crypto, independent of our own crypto).
 import { contactEventXml, signedCallback, testWecomApp } from "../tests/helpers/wecom";
 
@@ -206,7 +207,7 @@ async function main() {
   const base = process.env.DATABASE_URL;
   if (!base) throw new Error("run through `npm run bench`, which starts PostgreSQL and Redis");
   const admin = postgres(base, { max: 1, onnotice: () => {} });
-  for (const db of ["bench_import", "bench_events", "bench_wecom"]) {
+  for (const db of ["bench_import", "bench_events", "bench_wecom", "bench_tagging"]) {
     await admin.unsafe(`drop database if exists ${db} with (force)`);
     await admin.unsafe(`create database ${db}`);
   }
@@ -230,6 +231,14 @@ async function main() {
     await benchEvents(rtEvents);
     await rtEvents.close();
 
+    if (process.env.BENCH_TAGGING !== "0") {
+      const rtTag = await freshRuntime("tagging", { DATABASE_URL: url("bench_tagging"), EVENTS_CONCURRENCY: "8" });
+      const tagTenant = await benchTenant(rtTag);
+      results.push(...(await benchTagging(rtTag, tagTenant.slug, Number(process.env.BENCH_TAG_CONTACTS ?? 100_000))));
+      results.push(...(await withServer(rtTag, (u) => benchTagLatency(rtTag, u, tagTenant.token, 1000, 10))));
+      await rtTag.close();
+    }
+
     const rtWecom = await freshRuntime("wecom", { DATABASE_URL: url("bench_wecom") });
     await benchWecomCallbacks(rtWecom);
     await rtWecom.close();
@@ -237,7 +246,7 @@ async function main() {
     const doc = [
       "# Benchmarks",
       "",
-      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_CALLBACKS to change sizes, BENCH_PGLITE=0 to skip the PGlite run.",
+      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS / BENCH_CALLBACKS to change sizes, BENCH_PGLITE=0 to skip the PGlite run.",
       "",
       `Run on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC:`,
       "",
