@@ -1,6 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contacts, contactTags, events, tagGroups, tags } from "../../src/db/schema/index";
+import { seededRandom } from "../../src/domain/random";
 import { DEFAULT_TAG_GROUPS } from "../../src/domain/tagging/default-groups";
 import { evaluate, type EventFact } from "../../src/domain/tagging/evaluate";
 import { systemCtx } from "../../src/services/context";
@@ -23,16 +24,6 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TEXTS = ["你好", "想祛痘", "热玛吉多少钱", "想做隐形矫正", "冰点脱毛疼吗", "产后修复", "随便看看", "ＨＥＬＬＯ 美白", "减肥有什么项目"];
 const TOPICS = ["祛痘指南", "抗衰科普", "种植牙须知", "医生访谈", "门店活动"];
@@ -65,7 +56,7 @@ const norm = (x: Record<string, string[]>) => Object.fromEntries(Object.entries(
 
 describe("set-based SQL and incremental evaluators agree", () => {
   it.each([1, 2, 3, 4, 5])("on 40 random contacts (seed %i)", async (seed) => {
-    const r = rng(seed * 7919);
+    const r = seededRandom(seed * 7919);
     const tenant = await createTestTenant(t.rt.deps);
     const { ruleSet } = await activeRules(t.rt.deps.db, tenant.id);
     const expected = new Map<string, Record<string, string[]>>();

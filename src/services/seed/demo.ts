@@ -1,6 +1,7 @@
 import { and, asc, eq } from "drizzle-orm";
 import { contacts, staff, tenants } from "../../db/schema/index";
 import { type EventType } from "../../domain/events/types";
+import { seededRandom } from "../../domain/random";
 import { systemCtx, type ServiceDeps } from "../context";
 import { createClinic } from "../clinics/clinics";
 import { ingestEvents } from "../events/ingest";
@@ -23,17 +24,6 @@ const SOURCES = ["wecom", "wecom", "livestream", "import", "referral", "miniprog
 const TOPICS = ["祛痘", "抗衰", "美白", "脱毛", "正畸", "种植牙", "减重", "产后修复"];
 const MESSAGES = ["请问祛痘要做几次？", "热玛吉多少钱", "牙齿矫正可以分期吗", "周末可以预约吗", "想了解一下光子嫩肤", "产后修复什么时候做合适"];
 
-/** Deterministic PRNG so every fresh demo looks the same. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface SeedResult {
   created: boolean;
@@ -59,7 +49,7 @@ export async function seedDemo({ deps, slug, password, contactCount = 200 }: { d
     const created = await createStaff({ ctx, input: { ...s, password, clinicId: shanghai.id, skills: "skills" in s ? [...s.skills] : undefined } });
     staffIds[s.wecomUserId] = created.id;
   }
-  const rand = rng(20261123);
+  const rand = seededRandom(20261123);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const consultants = DEMO_STAFF.filter((s) => s.role === "consultant").map((s) => s.wecomUserId);
   const lines = ["姓名,手机号,external_user_id,来源,归属顾问,性别"];
