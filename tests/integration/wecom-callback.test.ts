@@ -25,6 +25,8 @@ afterAll(async () => {
   await t?.close();
 });
 
+/** The query with msg_signature's first hex digit changed (never to itself). */
+const badSignature = (query: string) => query.replace(/msg_signature=(\w)/, (_m, d: string) => `msg_signature=${d === "0" ? "1" : "0"}`);
 const post = (path: string, body: string, headers: Record<string, string> = {}) => t.app.request(path, { method: "POST", body, headers: { "content-type": "text/xml", ...headers } });
 const stored = () => t.rt.deps.db.select().from(wecomCallbacks).where(eq(wecomCallbacks.tenantId, tenant.id));
 
@@ -66,7 +68,7 @@ describe("GET /wecom/callback/:tenant (URL verification)", () => {
 
   it("refuses a bad signature and an unknown tenant", async () => {
     const v = urlVerification(app, "123");
-    const bad = await t.app.request(`/wecom/callback/${tenant.slug}?${v.query.replace(/msg_signature=\w/, "msg_signature=0")}`);
+    const bad = await t.app.request(`/wecom/callback/${tenant.slug}?${badSignature(v.query)}`);
     expect(bad.status).toBe(401);
     const unknown = await t.app.request(`/wecom/callback/no-such-clinic?${v.query}`);
     expect(unknown.status).toBe(404);
@@ -79,7 +81,7 @@ describe("POST /wecom/callback/:tenant", () => {
     const before = (await stored()).length;
     const good = signedCallback(app, xml);
     const cases: [string, Response][] = [
-      ["bad signature", await post(`/wecom/callback/${tenant.slug}?${good.query.replace(/msg_signature=\w/, "msg_signature=f")}`, good.body)],
+      ["bad signature", await post(`/wecom/callback/${tenant.slug}?${badSignature(good.query)}`, good.body)],
       ["stale timestamp", await (async () => { const s = signedCallback(app, xml, { timestamp: Math.floor(Date.now() / 1000) - 3600 }); return post(`/wecom/callback/${tenant.slug}?${s.query}`, s.body); })()],
       ["wrong corp", await (async () => { const s = signedCallback(app, xml, { corpId: "wwffffffffffffffff" }); return post(`/wecom/callback/${tenant.slug}?${s.query}`, s.body); })()],
       ["tampered", await (async () => { const s = signedCallback(app, xml, { tamper: true }); return post(`/wecom/callback/${tenant.slug}?${s.query}`, s.body); })()],
