@@ -145,6 +145,8 @@ export async function runSetBased({ ctx, mode, now, rules, dryRun = false }: { c
   const nowIso = (now ?? ctx.deps.now()).toISOString();
   const compiler = new Compiler(ruleSet, nowIso);
   return withTransaction(ctx, async (tx, ctx) => {
+    // One set-based pass per tenant at a time (a publish backfill and the nightly pass never interleave).
+    if (!dryRun) await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`siyu-tagging-${ctx.tenantId}`}))`);
     const tagRows = await tx.select({ id: tags.id, groupId: tags.groupId, group: tagGroups.key, name: tags.name }).from(tags).innerJoin(tagGroups, eq(tagGroups.id, tags.groupId)).where(eq(tags.tenantId, ctx.tenantId));
     const groupId = new Map(tagRows.map((t) => [t.group, t.groupId]));
     const tagId = new Map(tagRows.map((t) => [`${t.group}\u0000${t.name}`, t.id]));
