@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { events, tagHistory } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
@@ -118,6 +118,31 @@ describe("incremental tagging", () => {
       expect(tag.reason).toMatchObject({ ruleId: "visit-dormant", ruleVersion: 1, eventId: null });
     } finally {
       await Promise.all(maint.map((w) => w.close()));
+    }
+  });
+
+  it("applies waiting events in batches: one transaction takes many, each is processed once and tags are right", async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    const admin = client(t.app, tenant.tokens.admin);
+    const people = await Promise.all(Array.from({ length: 30 }, (_, i) => admin.post("/v1/contacts", { name: `批量${i}` })));
+    const res = await admin.post("/v1/events", {
+      events: people.flatMap((p, i) => [
+        { type: "visit", contactId: p.body.id, occurredAt: ago(30), idempotencyKey: `batch-a-${i}`, data: {} },
+        { type: "visit", contactId: p.body.id, occurredAt: ago(3), idempotencyKey: `batch-b-${i}`, data: {} },
+      ]),
+    });
+    expect(res.body.accepted).toBe(60);
+    workers = startWorkers(t.rt.deps, t.rt.redisUrl, ["events"]);
+    const rows = await waitFor(async () => {
+      const r = await t.rt.deps.db.select({ processedAt: events.processedAt, attempts: events.attempts }).from(events).where(sql`${events.id} in ${res.body.ids}`);
+      return r.every((x) => x.processedAt) ? r : null;
+    }, { what: "batch processed" });
+    expect(rows.every((r) => r.attempts === 1)).toBe(true);
+    // Fewer transactions than events: several events share one commit time.
+    expect(new Set(rows.map((r) => r.processedAt!.getTime())).size).toBeLessThan(60);
+    for (const p of people.slice(0, 5)) {
+      const tg = await admin.get(`/v1/contacts/${p.body.id}/tags`);
+      expect(tg.body.tags.find((x: { group: string }) => x.group === "visit").name).toBe("复诊");
     }
   });
 });

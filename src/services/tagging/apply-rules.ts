@@ -14,7 +14,8 @@ export interface AppliedRules {
  * provenance (rule id and version, triggering event) and to tag history. The caller holds the
  * contact's row lock, so two events of one contact never race on its tags.
  */
-export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, trigger: EvalTrigger): Promise<AppliedRules> {
+export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, trigger: EvalTrigger | EvalTrigger[]): Promise<AppliedRules> {
+  const triggers = Array.isArray(trigger) ? trigger : [trigger];
   const { ruleSet, version, exclusiveGroups } = await activeRules(tx, ctx.tenantId);
   const [contact] = await tx
     .select({ source: contacts.source, gender: contacts.gender, sourceState: contacts.sourceState })
@@ -42,9 +43,19 @@ export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, t
       .where(and(eq(events.tenantId, ctx.tenantId), eq(events.contactId, contactId)))
       .orderBy(asc(events.occurredAt))
   ).map((e) => ({ ...e, data: e.data }));
-  const result = evaluate({ fields: contact, tags: currentTags, events: history }, trigger, ctx.deps.now(), ruleSet, exclusiveGroups);
-  const eventId = trigger.kind === "event" ? trigger.event.id : null;
-  for (const c of result.changes) {
+  // Several events of one contact (a batch) run in order on the carried tags; only the net change
+  // is written, each tag attributed to the last rule and event that set or removed it.
+  const now = ctx.deps.now();
+  let tagsNow = currentTags;
+  const last = new Map<string, { ruleId: string; eventId: string | null }>();
+  for (const tr of triggers) {
+    const r = evaluate({ fields: contact, tags: tagsNow, events: history }, tr, now, ruleSet, exclusiveGroups);
+    for (const c of r.changes) last.set(`${c.group}\u0000${c.tag}`, { ruleId: c.ruleId, eventId: tr.kind === "event" ? tr.event.id : null });
+    tagsNow = r.tags;
+  }
+  const changes = netChanges(currentTags, tagsNow, last);
+  for (const c of changes) {
+    const eventId = c.eventId;
     const id = tagId.get(`${c.group}\u0000${c.tag}`);
     if (!id) continue; // a tag the tenant deleted: nothing to write
     if (c.action === "add") {
@@ -57,5 +68,17 @@ export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, t
     }
     await tx.insert(tagHistory).values({ tenantId: ctx.tenantId, contactId, tagId: id, action: c.action, source: "rule", ruleId: c.ruleId, ruleVersion: version, eventId });
   }
-  return { changes: result.changes };
+  return { changes: changes.map(({ eventId: _e, ...c }) => c) };
+}
+
+function netChanges(before: Record<string, string[]>, after: Record<string, string[]>, last: Map<string, { ruleId: string; eventId: string | null }>): (TagChange & { eventId: string | null })[] {
+  const out: (TagChange & { eventId: string | null })[] = [];
+  for (const g of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const b = new Set(before[g] ?? []);
+    const a = new Set(after[g] ?? []);
+    const why = (t: string) => last.get(`${g}\u0000${t}`) ?? { ruleId: "?", eventId: null };
+    for (const t of b) if (!a.has(t)) out.push({ action: "remove", group: g, tag: t, ...why(t) });
+    for (const t of a) if (!b.has(t)) out.push({ action: "add", group: g, tag: t, ...why(t) });
+  }
+  return out;
 }
