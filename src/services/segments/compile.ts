@@ -3,19 +3,26 @@ import type { SegmentAst, SegmentOp } from "../../domain/segments/parse";
 
 const OPS: Record<SegmentOp, string> = { "=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<=" };
 
-/** A segment AST as a SQL condition over `contacts c` (tenant filtering is the caller's). */
-export function segmentWhere(ast: SegmentAst, nowIso: string): SQL {
+/**
+ * A segment AST as a SQL condition over `contacts c` (tenant filtering is the caller's). Tags are
+ * resolved to ids first (`tagIds`: "group:name" -> id), so each tag term is a semi-join on
+ * contact_tags(tag_id) rather than a per-contact lookup through tag names.
+ */
+export function segmentWhere(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMap<string, string> = new Map()): SQL {
   const now = sql`${nowIso}::timestamptz`;
   const events = (type: string) => sql`from events e where e.tenant_id = c.tenant_id and e.contact_id = c.id and e.type = ${type} and e.occurred_at <= ${now}`;
   switch (ast.kind) {
     case "and":
-      return sql`(${segmentWhere(ast.left, nowIso)} and ${segmentWhere(ast.right, nowIso)})`;
+      return sql`(${segmentWhere(ast.left, nowIso, tagIds)} and ${segmentWhere(ast.right, nowIso, tagIds)})`;
     case "or":
-      return sql`(${segmentWhere(ast.left, nowIso)} or ${segmentWhere(ast.right, nowIso)})`;
+      return sql`(${segmentWhere(ast.left, nowIso, tagIds)} or ${segmentWhere(ast.right, nowIso, tagIds)})`;
     case "not":
-      return sql`(not ${segmentWhere(ast.expr, nowIso)})`;
-    case "tag":
+      return sql`(not ${segmentWhere(ast.expr, nowIso, tagIds)})`;
+    case "tag": {
+      const id = tagIds.get(`${ast.group}:${ast.name}`);
+      if (id) return sql`c.id in (select ct.contact_id from contact_tags ct where ct.tag_id = ${id}::uuid)`;
       return sql`exists (select 1 from contact_tags ct join tags t on t.id = ct.tag_id join tag_groups g on g.id = t.group_id where ct.contact_id = c.id and g.key = ${ast.group} and t.name = ${ast.name})`;
+    }
     case "cmp": {
       if (typeof ast.value === "string") {
         const col = sql.raw({ source: "c.source", gender: "c.gender", state: "c.source_state" }[ast.field as "source" | "gender" | "state"]);

@@ -36,16 +36,18 @@ async function compileChecked(ctx: Ctx, expression: string): Promise<{ ast: Segm
     throw err;
   }
   const refs = tagRefs(ast);
+  const ids = new Map<string, string>();
   if (refs.length) {
     const known = await dbOf(ctx)
-      .select({ group: tagGroups.key, name: tags.name })
+      .select({ id: tags.id, group: tagGroups.key, name: tags.name })
       .from(tags)
       .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
       .where(and(eq(tags.tenantId, ctx.tenantId), inArray(tagGroups.key, [...new Set(refs.map((r) => r.group))])));
     const missing = refs.filter((r) => !known.some((k) => k.group === r.group && k.name === r.name));
     if (missing.length) throw new ValidationError([{ field: "expression", message: `unknown tag ${missing.map((m) => `${m.group}:${m.name}`).join(", ")}` }]);
+    for (const k of known) ids.set(`${k.group}:${k.name}`, k.id);
   }
-  return { ast, where: segmentWhere(ast, ctx.deps.now().toISOString()) };
+  return { ast, where: segmentWhere(ast, ctx.deps.now().toISOString(), ids) };
 }
 
 async function countWhere(ctx: Ctx, where: ReturnType<typeof segmentWhere>): Promise<number> {
