@@ -1,3 +1,4 @@
+import { OFFICIAL_V2_PLAINTEXT } from "../fixtures/wecom-vectors";
 import { describe, expect, it } from "vitest";
 import {
   CallbackParseError,
@@ -46,17 +47,7 @@ function parseError(fn: () => unknown): CallbackParseError {
 const PLAINTEXT_5_2 =
   "<xml><ToUserName><![CDATA[ww0123456789abcdef]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]></ChangeType><UserID><![CDATA[zhangsan]]></UserID><ExternalUserID><![CDATA[wmAbCdEfGhIjKlMnOpQrStUvWxYz0123]]></ExternalUserID><State><![CDATA[clinic_a_poster_01]]></State><WelcomeCode><![CDATA[WELCOMECODE_TEST_欢迎]]></WelcomeCode></xml>";
 
-// The official V2 plaintext (section 5.1), lines joined by "\n".
-const V2_PLAINTEXT = [
-  "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>",
-  "<FromUserName><![CDATA[mycreate]]></FromUserName>",
-  "<CreateTime>1409659813</CreateTime>",
-  "<MsgType><![CDATA[text]]></MsgType>",
-  "<Content><![CDATA[hello]]></Content>",
-  "<MsgId>4561255354251345929</MsgId>",
-  "<AgentID>218</AgentID>",
-  "</xml>",
-].join("\n");
+const V2_PLAINTEXT = OFFICIAL_V2_PLAINTEXT;
 
 // The official customer-group update sample (section 2.2), indented as in the docs.
 const OFFICIAL_GROUP_SAMPLE = `<xml>

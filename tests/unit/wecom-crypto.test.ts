@@ -1,3 +1,4 @@
+import { OFFICIAL_V2_PLAINTEXT } from "../fixtures/wecom-vectors";
 import { seededRandom } from "../../src/domain/random";
 import { createCipheriv } from "node:crypto";
 import { decrypt as refDecrypt, encrypt as refEncrypt, getSignature as refSignature } from "@wecom/crypto";
@@ -35,16 +36,7 @@ const V2 = {
   encrypt:
     "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==",
   random: "0960688932c47ef1",
-  plaintext: [
-    "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>",
-    "<FromUserName><![CDATA[mycreate]]></FromUserName>",
-    "<CreateTime>1409659813</CreateTime>",
-    "<MsgType><![CDATA[text]]></MsgType>",
-    "<Content><![CDATA[hello]]></Content>",
-    "<MsgId>4561255354251345929</MsgId>",
-    "<AgentID>218</AgentID>",
-    "</xml>",
-  ].join("\n"),
+  plaintext: OFFICIAL_V2_PLAINTEXT,
 };
 
 // shared/wecom-protocol.md section 5.2 (constructed for this project).

@@ -1,6 +1,6 @@
 import { Clock } from "./clock";
 import { fail } from "./errors";
-import type { MassMessageCap, ResolvedOptions } from "./options";
+import type { ResolvedOptions } from "./options";
 
 // In-memory state of one fake corp. Plain records in insertion-ordered Maps; the rules that change
 // them live in model/*.ts, shared by the API routes and the control surface.
@@ -208,19 +208,20 @@ export interface ApiCall {
 }
 
 /** Settings the control surface can change at run time. */
-export interface FakeSettings {
-  tokenTtlSeconds: number;
-  rateLimitPerMinute: number;
-  massMessageCap: MassMessageCap;
-  callbackUrl: string | undefined;
-  callbackTimeoutMs: number;
-  callbackRetries: number;
-  callbackRetryDelayMs: number;
-  verifyTimeoutMs: number;
-  welcomeCodeTtlSeconds: number;
-  transferDelaySeconds: number;
-  massMessageDispatchMs: number;
-}
+export type FakeSettings = Pick<
+  ResolvedOptions,
+  | "tokenTtlSeconds"
+  | "rateLimitPerMinute"
+  | "massMessageCap"
+  | "callbackUrl"
+  | "callbackTimeoutMs"
+  | "callbackRetries"
+  | "callbackRetryDelayMs"
+  | "verifyTimeoutMs"
+  | "welcomeCodeTtlSeconds"
+  | "transferDelaySeconds"
+  | "massMessageDispatchMs"
+>;
 
 export const lower = (userid: string): string => userid.toLowerCase();
 const followKey = (externalUserId: string, userid: string) => `${externalUserId}\u0000${lower(userid)}`;
