@@ -23,21 +23,42 @@ const DAY_MS = 86_400_000;
 const OPS: Record<Comparison, string> = { eq: "=", ne: "<>", gt: ">", gte: ">=", lt: "<", lte: "<=" };
 
 class Compiler {
+  /**
+   * Per-contact aggregates, computed once per pass by a single GROUP BY over the tenant's events
+   * (temp table siyu_agg, alias a) instead of a subquery per contact and rule.
+   */
+  readonly columns: { name: string; expr: SQL }[] = [];
+  private readonly byKey = new Map<string, string>();
+
   constructor(
     private readonly set: RuleSet,
     private readonly nowIso: string,
   ) {}
 
+  /** Register an aggregate column (deduplicated by its definition); returns its name. */
+  private column(key: string, expr: () => SQL): string {
+    let name = this.byKey.get(key);
+    if (!name) {
+      name = `a${this.columns.length}`;
+      this.byKey.set(key, name);
+      this.columns.push({ name, expr: expr() });
+    }
+    return name;
+  }
+
+  /** The filter of an aggregate over `events e` (the GROUP BY supplies the contact). */
+  private filter(types: readonly string[], windowDays: number | undefined, where?: Record<string, string | number | boolean>): SQL {
+    const parts = [sql`e.type in (${sql.join(types.map((t) => sql`${t}`), sql`, `)})`, sql`e.occurred_at <= ${this.nowIso}::timestamptz`];
+    if (windowDays !== undefined) parts.push(sql`e.occurred_at > ${this.nowIso}::timestamptz - make_interval(secs => ${windowDays * 86400}::float8)`);
+    if (where) for (const [k, v] of Object.entries(where)) parts.push(sql`e.payload -> ${k} = ${JSON.stringify(v)}::jsonb`);
+    return sql.join(parts, sql` and `);
+  }
+
   private n(v: Parameters<typeof resolve>[0]): number {
     return resolve(v, this.set.params);
   }
 
-  /** Events of contact c at or before now, optionally within the window. */
-  private eventScope(types: readonly string[], windowDays: number | undefined): SQL {
-    const parts = [sql`e.tenant_id = c.tenant_id`, sql`e.contact_id = c.id`, sql`e.type in (${sql.join(types.map((t) => sql`${t}`), sql`, `)})`, sql`e.occurred_at <= ${this.nowIso}::timestamptz`];
-    if (windowDays !== undefined) parts.push(sql`e.occurred_at > ${this.nowIso}::timestamptz - make_interval(secs => ${windowDays * 86400}::float8)`);
-    return sql.join(parts, sql` and `);
-  }
+
 
   private num(field: string): SQL {
     return sql`(case when jsonb_typeof(e.payload -> ${field}) = 'number' then (e.payload ->> ${field})::float8 end)`;
@@ -45,22 +66,22 @@ class Compiler {
 
   agg(a: Aggregate): SQL {
     const windowDays = a.windowDays === undefined ? undefined : this.n(a.windowDays);
-    let scope = this.eventScope(a.events, windowDays);
-    if (a.where) for (const [k, v] of Object.entries(a.where)) scope = sql`${scope} and e.payload -> ${k} = ${JSON.stringify(v)}::jsonb`;
-    const from = sql`from events e where ${scope}`;
+    const f = () => this.filter(a.events, windowDays, a.where);
+    const key = JSON.stringify({ ...a, windowDays });
+    const col = (expr: () => SQL) => sql.raw(`a.${this.column(key, expr)}`);
     switch (a.metric) {
       case "count":
-        return sql`(select count(*)::float8 ${from})`;
+        return sql`coalesce(${col(() => sql`count(*) filter (where ${f()})::float8`)}, 0)`;
       case "sum":
-        return sql`(select coalesce(sum(${this.num(a.field!)}), 0) ${from})`;
+        return sql`coalesce(${col(() => sql`sum(${this.num(a.field!)}) filter (where ${f()})`)}, 0)`;
       case "min":
-        return sql`(select min(${this.num(a.field!)}) ${from})`;
+        return col(() => sql`min(${this.num(a.field!)}) filter (where ${f()})`);
       case "max":
-        return sql`(select max(${this.num(a.field!)}) ${from})`;
+        return col(() => sql`max(${this.num(a.field!)}) filter (where ${f()})`);
       case "last":
-        return sql`(select ${this.num(a.field!)} ${from} order by e.occurred_at desc, e.id desc limit 1)`;
+        return col(() => sql`(array_agg(${this.num(a.field!)} order by e.occurred_at desc, e.id desc) filter (where ${f()}))[1]`);
       case "days_since":
-        return sql`(select floor(extract(epoch from (${this.nowIso}::timestamptz - max(e.occurred_at))) * 1000 / ${DAY_MS})::float8 ${from})`;
+        return col(() => sql`floor(extract(epoch from (${this.nowIso}::timestamptz - max(e.occurred_at) filter (where ${f()}))) * 1000 / ${DAY_MS})::float8`);
     }
   }
 
@@ -76,7 +97,9 @@ class Compiler {
         if (!("score" in a) || a.score.name !== name || !r.trigger.events) continue;
         const add = this.n(a.score.add);
         const hl = a.score.halfLifeDays * DAY_MS;
-        terms.push(sql`(select coalesce(sum(${add}::float8 * power(0.5::float8, (extract(epoch from (${this.nowIso}::timestamptz - e.occurred_at)) * 1000)::float8 / ${hl}::float8)), 0) from events e where ${this.eventScope(r.trigger.events, undefined)})`);
+        const types = r.trigger.events;
+        const colName = this.column(JSON.stringify({ score: name, rule: r.id, add, hl }), () => sql`sum(${add}::float8 * power(0.5::float8, (extract(epoch from (${this.nowIso}::timestamptz - e.occurred_at)) * 1000)::float8 / ${hl}::float8)) filter (where ${this.filter(types, undefined)})`);
+        terms.push(sql`coalesce(${sql.raw(`a.${colName}`)}, 0)`);
       }
     }
     return terms.length ? sql.join(terms, sql` + `) : sql`0::float8`;
@@ -130,7 +153,9 @@ class Compiler {
   applicable(r: Rule, mode: "backfill" | "schedule"): SQL {
     if (mode === "schedule") return r.trigger.schedule === "daily" ? sql`true` : sql`false`;
     if (r.trigger.schedule === "daily") return sql`true`;
-    return sql`exists (select 1 from events e where e.tenant_id = c.tenant_id and e.contact_id = c.id and e.type in (${sql.join(r.trigger.events!.map((t) => sql`${t}`), sql`, `)}))`;
+    const types = r.trigger.events!;
+    const colName = this.column(JSON.stringify({ has: [...types].sort() }), () => sql`bool_or(e.type in (${sql.join(types.map((t) => sql`${t}`), sql`, `)}))`);
+    return sql`coalesce(${sql.raw(`a.${colName}`)}, false)`;
   }
 }
 
@@ -153,9 +178,14 @@ export async function runSetBased({ ctx, mode, now, rules, dryRun = false }: { c
     await tx.execute(sql`create temp table siyu_wt on commit drop as select contact_id, tag_id, coalesce(rule_id, '') as rule_id from contact_tags where tenant_id = ${ctx.tenantId}::uuid`);
     await tx.execute(sql`create unique index on siyu_wt (contact_id, tag_id)`);
     await tx.execute(sql`create temp table siyu_wt_removed (contact_id uuid not null, tag_id uuid not null, rule_id text not null, primary key (contact_id, tag_id)) on commit drop`);
+    // Compile every rule first (registering the aggregates they need), then compute those once.
+    const compiled = orderRules(ruleSet.rules).map((r) => ({ r, applicable: compiler.applicable(r, mode), cond: compiler.cond(r.when) }));
+    const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: sql`count(*)` }];
+    await tx.execute(sql`create temp table siyu_agg on commit drop as select e.contact_id, ${sql.join(cols.map((c) => sql`${c.expr} as ${sql.raw(c.name)}`), sql`, `)} from events e where e.tenant_id = ${ctx.tenantId}::uuid group by e.contact_id`);
+    await tx.execute(sql`create unique index on siyu_agg (contact_id)`);
     let rulesRun = 0;
-    for (const r of orderRules(ruleSet.rules)) {
-      const matching = sql`select c.id from contacts c where c.tenant_id = ${ctx.tenantId}::uuid and c.deleted_at is null and ${compiler.applicable(r, mode)} and ${compiler.cond(r.when)}`;
+    for (const { r, applicable, cond } of compiled) {
+      const matching = sql`select c.id from contacts c left join siyu_agg a on a.contact_id = c.id where c.tenant_id = ${ctx.tenantId}::uuid and c.deleted_at is null and ${applicable} and ${cond}`;
       let ran = false;
       for (const a of r.then) {
         let del: SQL | null = null;
