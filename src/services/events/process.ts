@@ -3,7 +3,7 @@ import type { Tx } from "../../db/client";
 import { contacts, events } from "../../db/schema/index";
 import { jobId } from "../../queue/catalog";
 import { withTransaction, type Ctx } from "../context";
-import { applyRulesToContact } from "../tagging/apply-rules";
+import { applyRulesToContact, tenantTagIds } from "../tagging/apply-rules";
 
 export type ProcessOutcome = "processed" | "already-processed" | "missing";
 
@@ -41,6 +41,7 @@ export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string
     const contactIds = [...byContact.keys()].sort();
     // Contacts are locked in id order, so concurrent batches never deadlock.
     await tx.select({ id: contacts.id }).from(contacts).where(and(eq(contacts.tenantId, ctx.tenantId), inArray(contacts.id, contactIds))).orderBy(asc(contacts.id)).for("update");
+    const tagIds = await tenantTagIds(tx, ctx.tenantId);
     for (const contactId of contactIds) {
       const evs = byContact.get(contactId)!.sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime());
       for (const ev of evs) await applyContactState(tx, ctx, ev);
@@ -49,6 +50,7 @@ export async function processEvent({ ctx, eventId }: { ctx: Ctx; eventId: string
         ctx,
         contactId,
         evs.map((ev) => ({ kind: "event" as const, event: { id: ev.id, type: ev.type, occurredAt: ev.occurredAt, data: ev.payload } })),
+        tagIds,
       );
       if (applied.changes.length) changed.push(contactId);
     }

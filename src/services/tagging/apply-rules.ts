@@ -14,7 +14,17 @@ export interface AppliedRules {
  * provenance (rule id and version, triggering event) and to tag history. The caller holds the
  * contact's row lock, so two events of one contact never race on its tags.
  */
-export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, trigger: EvalTrigger | EvalTrigger[]): Promise<AppliedRules> {
+/** The tenant's tag ids by "group\u0000name"; load once and pass it when applying rules to many contacts. */
+export async function tenantTagIds(tx: Tx, tenantId: string): Promise<Map<string, string>> {
+  const rows = await tx
+    .select({ tagId: tags.id, group: tagGroups.key, name: tags.name })
+    .from(tags)
+    .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
+    .where(eq(tags.tenantId, tenantId));
+  return new Map(rows.map((t) => [`${t.group}\u0000${t.name}`, t.tagId]));
+}
+
+export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, trigger: EvalTrigger | EvalTrigger[], tagIds?: Map<string, string>): Promise<AppliedRules> {
   const triggers = Array.isArray(trigger) ? trigger : [trigger];
   const { ruleSet, version, exclusiveGroups } = await activeRules(tx, ctx.tenantId);
   const [contact] = await tx
@@ -22,12 +32,7 @@ export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, t
     .from(contacts)
     .where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, contactId)));
   if (!contact) return { changes: [] };
-  const tagRows = await tx
-    .select({ tagId: tags.id, group: tagGroups.key, name: tags.name })
-    .from(tags)
-    .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
-    .where(eq(tags.tenantId, ctx.tenantId));
-  const tagId = new Map(tagRows.map((t) => [`${t.group}\u0000${t.name}`, t.tagId]));
+  const tagId = tagIds ?? (await tenantTagIds(tx, ctx.tenantId));
   const current = await tx
     .select({ group: tagGroups.key, name: tags.name })
     .from(contactTags)

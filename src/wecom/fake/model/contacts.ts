@@ -148,12 +148,7 @@ export function followUserJson(state: FakeWecomState, f: FakeFollow): Record<str
     createtime: f.createtime,
     tags,
   };
-  if (f.remarkCorpName !== undefined) out.remark_corp_name = f.remarkCorpName;
-  out.remark_mobiles = f.remarkMobiles;
-  out.oper_userid = f.operUserid;
-  out.add_way = f.addWay;
-  if (f.state !== undefined) out.state = f.state;
-  return out;
+  return withFollowDetails(out, f);
 }
 
 export function followInfoJson(state: FakeWecomState, f: FakeFollow): Record<string, unknown> {
@@ -164,6 +159,11 @@ export function followInfoJson(state: FakeWecomState, f: FakeFollow): Record<str
     createtime: f.createtime,
     tag_id: liveTagIds(state, f),
   };
+  return withFollowDetails(out, f);
+}
+
+/** The fields follow_user (externalcontact/get) and follow_info (batch/get_by_user) share. */
+function withFollowDetails(out: Record<string, unknown>, f: FakeFollow): Record<string, unknown> {
   if (f.remarkCorpName !== undefined) out.remark_corp_name = f.remarkCorpName;
   out.remark_mobiles = f.remarkMobiles;
   out.oper_userid = f.operUserid;
@@ -171,4 +171,3 @@ export function followInfoJson(state: FakeWecomState, f: FakeFollow): Record<str
   if (f.state !== undefined) out.state = f.state;
   return out;
 }
-
