@@ -32,6 +32,10 @@ const CONCURRENCY = 4;
 const CALLBACKS = Number(process.env.BENCH_CALLBACKS ?? 20_000);
 const CALLBACK_CONCURRENCY = 8;
 
+/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, wecom) and leaves docs/benchmarks.md alone. */
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim())) : null;
+const part = (name: string) => !ONLY || ONLY.has(name);
+
 const results: { name: string; value: string; detail: string }[] = [];
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
@@ -141,7 +145,7 @@ async function benchEvents(rt: Runtime) {
   }
   const secs = (performance.now() - started) / 1000;
   await Promise.all(workers.map((w) => w.close()));
-  results.push({ name: "Events worker (queue -> processed)", value: `${Math.round(EVENTS / secs).toLocaleString("en")} events/s`, detail: `one worker process, concurrency ${rt.config.EVENTS_CONCURRENCY}; events applied in batches of up to 100 per transaction, tag rules included` });
+  results.push({ name: "Events worker (queue -> processed)", value: `${Math.round(EVENTS / secs).toLocaleString("en")} events/s`, detail: `one worker process, concurrency ${rt.config.EVENTS_CONCURRENCY}; one job per 200 events (ingest requests of ${BATCH} split in jobs of 200), each job one transaction of about eight statements: contact state, tag rules (23 default), tag writes with history; ${EVENTS.toLocaleString("en")} events over 5,000 contacts` });
 }
 
 /** Latency percentile (ms, rounded) of an ascending-sorted list. */
@@ -215,33 +219,37 @@ async function main() {
   const url = (name: string) => Object.assign(new URL(base), { pathname: `/${name}` }).toString();
   const dir = mkdtempSync(path.join(os.tmpdir(), "siyu-bench-"));
   try {
-    const file = csvFile(dir, ROWS);
+    const file = csvFile(dir, part("import") ? ROWS : 0);
     const rtImport = await freshRuntime("import", { DATABASE_URL: url("bench_import") });
-    await benchImport("PostgreSQL", rtImport, file);
+    if (part("import")) await benchImport("PostgreSQL", rtImport, file);
     const lines = await machine(rtImport);
     await rtImport.close();
 
-    if (process.env.BENCH_PGLITE !== "0") {
+    if (part("import") && process.env.BENCH_PGLITE !== "0") {
       const rtLite = await freshRuntime("pglite", { DATA_DIR: path.join(dir, "pglite") });
       await benchImport("embedded PGlite (default demo setup)", rtLite, file);
       await rtLite.close();
     }
 
-    const rtEvents = await freshRuntime("events", { DATABASE_URL: url("bench_events"), EVENTS_CONCURRENCY: "8" });
-    await benchEvents(rtEvents);
-    await rtEvents.close();
+    if (part("events")) {
+      const rtEvents = await freshRuntime("events", { DATABASE_URL: url("bench_events"), EVENTS_CONCURRENCY: "8" });
+      await benchEvents(rtEvents);
+      await rtEvents.close();
+    }
 
-    if (process.env.BENCH_TAGGING !== "0") {
+    if ((part("tagging") || part("latency")) && process.env.BENCH_TAGGING !== "0") {
       const rtTag = await freshRuntime("tagging", { DATABASE_URL: url("bench_tagging"), EVENTS_CONCURRENCY: "8" });
       const tagTenant = await benchTenant(rtTag);
-      results.push(...(await benchTagging(rtTag, tagTenant.slug, Number(process.env.BENCH_TAG_CONTACTS ?? 100_000))));
-      results.push(...(await withServer(rtTag, (u) => benchTagLatency(rtTag, u, tagTenant.token, 1000, 10))));
+      if (part("tagging")) results.push(...(await benchTagging(rtTag, tagTenant.slug, Number(process.env.BENCH_TAG_CONTACTS ?? 100_000))));
+      if (part("latency")) results.push(...(await withServer(rtTag, (u) => benchTagLatency(rtTag, u, tagTenant.token, 1000, 10))));
       await rtTag.close();
     }
 
-    const rtWecom = await freshRuntime("wecom", { DATABASE_URL: url("bench_wecom") });
-    await benchWecomCallbacks(rtWecom);
-    await rtWecom.close();
+    if (part("wecom")) {
+      const rtWecom = await freshRuntime("wecom", { DATABASE_URL: url("bench_wecom") });
+      await benchWecomCallbacks(rtWecom);
+      await rtWecom.close();
+    }
 
     const doc = [
       "# Benchmarks",
@@ -257,7 +265,7 @@ async function main() {
       ...results.map((r) => `| ${r.name} | ${r.value} | ${r.detail} |`),
       "",
     ].join("\n");
-    writeFileSync(new URL("../docs/benchmarks.md", import.meta.url), doc);
+    if (!ONLY) writeFileSync(new URL("../docs/benchmarks.md", import.meta.url), doc);
     process.stdout.write(doc);
   } finally {
     rmSync(dir, { recursive: true, force: true });

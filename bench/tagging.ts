@@ -108,7 +108,7 @@ export async function benchTagLatency(rt: Runtime, url: string, token: string, r
     {
       name: `Event -> tag latency at ${rate.toLocaleString("en")} events/s`,
       value: `p50 ${Number(q!.p50).toFixed(0)} ms, p99 ${Number(q!.p99).toFixed(0)} ms`,
-      detail: `${total.toLocaleString("en")} events sent over ${sendS.toFixed(1)} s in batches of ${perTick} every 100 ms; stored -> processed with tags (batches of up to 100 events per transaction, one worker process, concurrency ${rt.config.EVENTS_CONCURRENCY}); max ${Number(q!.max).toFixed(0)} ms. Target: p99 under 250 ms`,
+      detail: `${total.toLocaleString("en")} events sent over ${sendS.toFixed(1)} s in batches of ${perTick} every 100 ms; stored -> processed with tags (one job and transaction per request, one worker process, concurrency ${rt.config.EVENTS_CONCURRENCY}); max ${Number(q!.max).toFixed(0)} ms. Target: p99 under 250 ms`,
     },
   ];
 }

@@ -1,6 +1,7 @@
 import { jobId, QUEUES, type JobPayload, type QueueName } from "../queue/catalog";
 import type { ServiceDeps } from "../services/context";
 import { findUnprocessedEvents } from "../services/events/find-unprocessed";
+import { eventJobs } from "../services/events/ingest";
 import { findUnprocessedCallbacks } from "../services/wecom/find-unprocessed";
 
 export interface SweepResult {
@@ -9,7 +10,7 @@ export interface SweepResult {
   retried: number;
 }
 
-type Requeue = { queue: QueueName; job: "process-event"; payload: JobPayload<"process-event">; id: string } | { queue: QueueName; job: "process-wecom-callback"; payload: JobPayload<"process-wecom-callback">; id: string };
+type Requeue = { queue: QueueName; job: "process-events"; payload: JobPayload<"process-events">; id: string } | { queue: QueueName; job: "process-wecom-callback"; payload: JobPayload<"process-wecom-callback">; id: string };
 
 /**
  * Re-enqueue events and WeCom callbacks that were stored but not processed in time: Redis lost its data, a producer
@@ -19,11 +20,14 @@ type Requeue = { queue: QueueName; job: "process-event"; payload: JobPayload<"pr
 export async function handleSweepEvents(deps: ServiceDeps, opts: { graceSeconds: number; limit?: number }): Promise<SweepResult> {
   const olderThan = new Date(deps.now().getTime() - opts.graceSeconds * 1000);
   const limit = opts.limit ?? 5000;
+  const staleEvents = await findUnprocessedEvents(deps.db, { olderThan, limit });
+  const staleCallbacks = await findUnprocessedCallbacks(deps.db, { olderThan, limit });
   const stale: Requeue[] = [
-    ...(await findUnprocessedEvents(deps.db, { olderThan, limit })).map((e) => ({ queue: QUEUES.events, job: "process-event" as const, payload: { tenantId: e.tenantId, eventId: e.id }, id: jobId("ev", e.id) })),
-    ...(await findUnprocessedCallbacks(deps.db, { olderThan, limit })).map((c) => ({ queue: QUEUES.wecom, job: "process-wecom-callback" as const, payload: { tenantId: c.tenantId, callbackId: c.id }, id: jobId("wc", c.id) })),
+    ...eventBatches(staleEvents).map((j) => ({ queue: QUEUES.events, job: "process-events" as const, payload: j.payload, id: j.jobId })),
+    ...staleCallbacks.map((c) => ({ queue: QUEUES.wecom, job: "process-wecom-callback" as const, payload: { tenantId: c.tenantId, callbackId: c.id }, id: jobId("wc", c.id) })),
   ];
-  const result: SweepResult = { found: stale.length, enqueued: 0, retried: 0 };
+  // found counts events and callbacks; enqueued and retried count jobs (events go EVENT_BATCH per job).
+  const result: SweepResult = { found: staleEvents.length + staleCallbacks.length, enqueued: 0, retried: 0 };
   for (const e of stale) {
     const id = e.id;
     const job = await deps.producer.queue(e.queue).getJob(id);
@@ -37,10 +41,17 @@ export async function handleSweepEvents(deps: ServiceDeps, opts: { graceSeconds:
       if (state !== "completed" && state !== "unknown") continue; // waiting, active or delayed: in hand
       await job.remove().catch(() => {});
     }
-    if (e.job === "process-event") await deps.producer.enqueue("process-event", e.payload, { jobId: id });
+    if (e.job === "process-events") await deps.producer.enqueue("process-events", e.payload, { jobId: id });
     else await deps.producer.enqueue("process-wecom-callback", e.payload, { jobId: id });
     result.enqueued++;
   }
   if (result.found) deps.logger.info(result, "sweeper re-enqueued unprocessed events");
   return result;
+}
+
+/** Stale events as batch jobs, per tenant. */
+function eventBatches(rows: { tenantId: string; id: string }[]) {
+  const byTenant = new Map<string, string[]>();
+  for (const r of rows) byTenant.set(r.tenantId, [...(byTenant.get(r.tenantId) ?? []), r.id]);
+  return [...byTenant].flatMap(([tenantId, ids]) => eventJobs(tenantId, ids));
 }

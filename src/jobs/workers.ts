@@ -12,7 +12,7 @@ import { forgetActiveRules } from "../services/tagging/rule-set";
 import { systemCtx } from "../services/context";
 import { jobDuration, jobsProcessed } from "../metrics";
 import type { ServiceDeps } from "../services/context";
-import { handleProcessEvent } from "./process-event";
+import { handleProcessEvents } from "./process-events";
 import { handleProcessWecomCallback } from "./process-wecom-callback";
 import { handleSweepEvents } from "./sweep-events";
 
@@ -28,8 +28,8 @@ export interface RunningWorker {
 async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<unknown> {
   const meta = { jobId: job.id, attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 };
   switch (job.name) {
-    case "process-event":
-      return handleProcessEvent(deps, job.data, meta);
+    case "process-events":
+      return handleProcessEvents(deps, job.data, meta);
     case "process-wecom-callback":
       return handleProcessWecomCallback(deps, job.data);
     case "wecom-push-tags":

@@ -13,9 +13,9 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
  * typed from this one table. Payloads carry ids only: never names, phones or message text.
  */
 export const JOBS = {
-  "process-event": {
+  "process-events": {
     queue: QUEUES.events,
-    payload: z.object({ tenantId: z.uuid(), eventId: z.uuid() }),
+    payload: z.object({ tenantId: z.uuid(), eventIds: z.array(z.uuid()).min(1).max(1000) }),
     attempts: 8,
     backoffMs: 1000,
   },

@@ -48,14 +48,14 @@ export class Producer {
     await this.queue(def.queue).add(name, def.payload.parse(payload), this.options(name, o));
   }
 
-  async enqueueMany<N extends JobName>(name: N, items: { payload: JobPayload<N>; jobId?: string }[]): Promise<void> {
+  async enqueueMany<N extends JobName>(name: N, items: ({ payload: JobPayload<N> } & EnqueueOptions)[]): Promise<void> {
     if (items.length === 0) return;
     const def = JOBS[name];
     await this.queue(def.queue).addBulk(
       items.map((i) => ({
         name,
         data: def.payload.parse(i.payload),
-        opts: this.options(name, i.jobId ? { jobId: i.jobId } : {}),
+        opts: this.options(name, i),
       })),
     );
   }

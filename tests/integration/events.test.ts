@@ -1,4 +1,4 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contacts, events } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
@@ -41,8 +41,8 @@ describe("POST /v1/events", () => {
     const [row] = await t.rt.deps.db.select().from(events).where(eq(events.id, res.body.ids[0]));
     expect(row).toMatchObject({ type: "article_read", contactId: c.body.id, idempotencyKey: k, source: "api" });
     expect(row!.payload).toEqual({ articleId: "a-1", topic: "祛痘", dwellSeconds: 40 });
-    const job = await t.rt.deps.producer.queue("events").getJob(`ev-${res.body.ids[0]}`);
-    expect(job?.data).toEqual({ tenantId: tenant.id, eventId: res.body.ids[0] });
+    const job = await t.rt.deps.producer.queue("events").getJob(`evb-${res.body.ids[0]}`);
+    expect(job?.data).toEqual({ tenantId: tenant.id, eventIds: [res.body.ids[0]] });
   });
 
   it("accepts a repeat as a duplicate and never stores it twice, in one batch or across requests", async () => {
@@ -200,7 +200,7 @@ describe("no accepted event is lost", () => {
     const r = await ingestEvents({ ctx, input: { events: [{ type: "visit", externalUserId: "wm_redis_down", occurredAt: at(), idempotencyKey: key(), data: {} }] } });
     expect(r).toMatchObject({ accepted: 1, enqueued: false });
     const id = r.ids[0]!;
-    expect(await t.rt.deps.producer.queue("events").getJob(`ev-${id}`)).toBeUndefined();
+    expect(await t.rt.deps.producer.queue("events").getJob(`evb-${id}`)).toBeUndefined();
     // The tenant's pipeline view counts it as pending; another tenant's view does not.
     const mine = await client(t.app, tenant.tokens.admin).get("/v1/queues");
     expect(mine.body.events.pending).toBeGreaterThanOrEqual(1);
@@ -209,7 +209,8 @@ describe("no accepted event is lost", () => {
     expect(theirs.body.events.pending).toBe(0);
     const sweep = await handleSweepEvents({ ...t.rt.deps, now: () => new Date(Date.now() + 120_000) }, { graceSeconds: 60 });
     expect(sweep.enqueued).toBeGreaterThanOrEqual(1);
-    expect((await t.rt.deps.producer.queue("events").getJob(`ev-${id}`))?.data).toEqual({ tenantId: tenant.id, eventId: id });
+    const jobs = await t.rt.deps.producer.queue("events").getJobs(["waiting", "delayed", "prioritized"]);
+    expect(jobs.some((j) => j.data.tenantId === tenant.id && (j.data.eventIds as string[]).includes(id))).toBe(true);
     await deadProducer.close();
   });
 
@@ -252,5 +253,61 @@ describe("no accepted event is lost", () => {
       await admin.unsafe(`drop database if exists ${new URL(first.databaseUrl).pathname.slice(1)} with (force)`);
       await admin.end();
     }
+  });
+});
+
+describe("batches", () => {
+  it("applies a request's events as one job, and one bad event does not hold back the others", async () => {
+    const { handleProcessEvents } = await import("../../src/jobs/process-events");
+    // Make one event fail for real: PostgreSQL refuses to mark it processed.
+    await t.rt.deps.db.execute(sql`create or replace function siyu_test_poison() returns trigger language plpgsql as $$
+      begin if new.idempotency_key = 'poison-pill' and new.processed_at is not null then raise exception 'poisoned event'; end if; return new; end $$`);
+    await t.rt.deps.db.execute(sql`create trigger siyu_test_poison before update on events for each row execute function siyu_test_poison()`);
+    try {
+      const ctx = systemCtx(t.rt.deps, tenant.id, "test");
+      const r = await ingestEvents({
+        ctx,
+        input: {
+          events: [
+            { type: "message_received", externalUserId: "wm_batch_a", occurredAt: at(), idempotencyKey: key(), data: { text: "想祛痘" } },
+            { type: "message_received", externalUserId: "wm_batch_b", occurredAt: at(), idempotencyKey: "poison-pill", data: { text: "想美白" } },
+            { type: "article_read", externalUserId: "wm_batch_c", occurredAt: at(), idempotencyKey: key(), data: { articleId: "a", topic: "抗衰" } },
+          ],
+        },
+      });
+      // One job carries the whole request.
+      const job = await t.rt.deps.producer.queue("events").getJob(`evb-${r.ids[0]}`);
+      expect(job?.data).toEqual({ tenantId: tenant.id, eventIds: r.ids });
+      await expect(handleProcessEvents(t.rt.deps, job!.data, { jobId: job!.id })).rejects.toThrow();
+      const rows = await t.rt.deps.db.select().from(events).where(inArray(events.id, r.ids));
+      const byKey = new Map(rows.map((e) => [e.idempotencyKey, e]));
+      const bad = byKey.get("poison-pill")!;
+      expect(bad.processedAt).toBeNull();
+      expect(bad.attempts).toBe(1);
+      expect(bad.lastError).toMatch(/poisoned event/);
+      const good = rows.filter((e) => e !== bad);
+      expect(good.every((e) => e.processedAt && e.attempts === 1 && e.lastError === null)).toBe(true);
+      // The good events' tags were written.
+      const tagsOfA = await client(t.app, tenant.tokens.admin).get(`/v1/contacts/${good.find((e) => e.type === "message_received")!.contactId}/tags`);
+      expect(tagsOfA.body.tags.map((x: { group: string; name: string }) => `${x.group}:${x.name}`)).toContain("need:祛痘");
+      // A retry after the fault is gone applies the rest, and a repeat of the whole job changes nothing.
+      await t.rt.deps.db.execute(sql`drop trigger siyu_test_poison on events`);
+      expect(await handleProcessEvents(t.rt.deps, job!.data, { jobId: job!.id })).toEqual({ processed: 1, skipped: 2 });
+      expect(await handleProcessEvents(t.rt.deps, job!.data, { jobId: job!.id })).toEqual({ processed: 0, skipped: 3 });
+      const [after] = await t.rt.deps.db.select().from(events).where(eq(events.id, bad.id));
+      expect(after!.processedAt).not.toBeNull();
+      expect(after!.attempts).toBe(2);
+    } finally {
+      await t.rt.deps.db.execute(sql`drop trigger if exists siyu_test_poison on events`);
+      await t.rt.deps.db.execute(sql`drop function if exists siyu_test_poison()`);
+    }
+  });
+
+  it("splits a large request into jobs of 200 events", async () => {
+    const ctx = systemCtx(t.rt.deps, tenant.id, "test");
+    const r = await ingestEvents({ ctx, input: { events: Array.from({ length: 450 }, (_, i) => ({ type: "article_read", externalUserId: `wm_split_${i % 30}`, occurredAt: at(), idempotencyKey: key(), data: { articleId: `a${i}` } })) } });
+    const sizes: number[] = [];
+    for (const first of [0, 200, 400]) sizes.push(((await t.rt.deps.producer.queue("events").getJob(`evb-${r.ids[first]}`))?.data.eventIds as string[]).length);
+    expect(sizes).toEqual([200, 200, 50]);
   });
 });

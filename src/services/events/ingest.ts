@@ -7,6 +7,7 @@ import { normalizePhone } from "../../domain/pii/phone";
 import { ValidationError, zodIssues, type FieldIssue } from "../../errors";
 import { jobId } from "../../queue/catalog";
 import { audit, requirePermission, requirePii, withTransaction, type AuditEntry, type Ctx } from "../context";
+import { EVENT_BATCH } from "./process";
 
 export const IngestEventsInput = z.object({
   events: z.array(z.unknown()).min(1, "send at least one event").max(MAX_EVENTS_PER_BATCH, `at most ${MAX_EVENTS_PER_BATCH} events per request`),
@@ -99,10 +100,8 @@ export async function ingestEvents({ ctx, input, source = "api" }: { ctx: Ctx; i
 
   let enqueued = true;
   try {
-    await ctx.deps.producer.enqueueMany(
-      "process-event",
-      result.newIds.map((eventId) => ({ payload: { tenantId: ctx.tenantId, eventId }, jobId: jobId("ev", eventId) })),
-    );
+    // One job per EVENT_BATCH events: the worker applies each job's events in one transaction.
+    await ctx.deps.producer.enqueueMany("process-events", eventJobs(ctx.tenantId, result.newIds));
   } catch (err) {
     enqueued = false;
     ctx.logger.warn({ err: (err as Error).message, count: result.newIds.length }, "events stored but not enqueued; the sweeper will enqueue them");
@@ -175,5 +174,15 @@ async function resolveContacts(
     for (const i of phoneIdx) out[i] = byHash.get(phones.get(i)!.hash)!;
   }
   await audit(tx, ctx, audits);
+  return out;
+}
+
+/** Queue jobs for stored events: EVENT_BATCH per job, each named after its first event (deterministic, so a re-enqueue of the same batch is a no-op). */
+export function eventJobs(tenantId: string, eventIds: string[]): { payload: { tenantId: string; eventIds: string[] }; jobId: string }[] {
+  const out: { payload: { tenantId: string; eventIds: string[] }; jobId: string }[] = [];
+  for (let i = 0; i < eventIds.length; i += EVENT_BATCH) {
+    const ids = eventIds.slice(i, i + EVENT_BATCH);
+    out.push({ payload: { tenantId, eventIds: ids }, jobId: jobId("evb", ids[0]!) });
+  }
   return out;
 }

@@ -1,7 +1,7 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Tx } from "../../db/client";
 import { contacts, contactTags, events, tagGroups, tagHistory, tags } from "../../db/schema/index";
-import { evaluate, type EvalTrigger, type EventFact, type TagChange } from "../../domain/tagging/evaluate";
+import { evaluate, type ContactFacts, type EvalTrigger, type EventFact, type TagChange } from "../../domain/tagging/evaluate";
 import type { Ctx } from "../context";
 import { activeRules } from "./rule-set";
 
@@ -9,11 +9,13 @@ export interface AppliedRules {
   changes: TagChange[];
 }
 
-/**
- * Run the tag rules for one contact inside the caller's transaction and write the changes with
- * provenance (rule id and version, triggering event) and to tag history. The caller holds the
- * contact's row lock, so two events of one contact never race on its tags.
- */
+/** What the evaluator needs of one contact besides its tags; callers that already hold it pass it in. */
+export interface ContactInputs {
+  fields: ContactFacts["fields"];
+  /** Every event of the contact, ascending by occurredAt. */
+  history: EventFact[];
+}
+
 /** The tenant's tag ids by "group\u0000name"; load once and pass it when applying rules to many contacts. */
 export async function tenantTagIds(tx: Tx, tenantId: string): Promise<Map<string, string>> {
   const rows = await tx
@@ -24,56 +26,110 @@ export async function tenantTagIds(tx: Tx, tenantId: string): Promise<Map<string
   return new Map(rows.map((t) => [`${t.group}\u0000${t.name}`, t.tagId]));
 }
 
+/** Fields and full event history of many contacts, in two queries. */
+export async function loadContactInputs(tx: Tx, tenantId: string, contactIds: string[]): Promise<Map<string, ContactInputs>> {
+  const out = new Map<string, ContactInputs>();
+  if (!contactIds.length) return out;
+  const rows = await tx
+    .select({ id: contacts.id, source: contacts.source, gender: contacts.gender, sourceState: contacts.sourceState })
+    .from(contacts)
+    .where(and(eq(contacts.tenantId, tenantId), inArray(contacts.id, contactIds)));
+  for (const r of rows) out.set(r.id, { fields: { source: r.source, gender: r.gender, sourceState: r.sourceState }, history: [] });
+  for (const e of await loadHistories(tx, tenantId, contactIds)) out.get(e.contactId)?.history.push(e);
+  return out;
+}
+
+/** Every event of the given contacts, ordered by contact and time (one index range scan per contact). */
+export async function loadHistories(tx: Tx, tenantId: string, contactIds: string[]): Promise<(EventFact & { contactId: string })[]> {
+  if (!contactIds.length) return [];
+  return tx
+    .select({ contactId: events.contactId, id: events.id, type: events.type, occurredAt: events.occurredAt, data: events.payload })
+    .from(events)
+    .where(and(eq(events.tenantId, tenantId), inArray(events.contactId, contactIds)))
+    .orderBy(asc(events.contactId), asc(events.occurredAt));
+}
+
+/**
+ * Run the tag rules for one contact inside the caller's transaction and write the changes with
+ * provenance (rule id and version, triggering event) and to tag history. The caller holds the
+ * contact's row lock, so two events of one contact never race on its tags.
+ */
 export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, trigger: EvalTrigger | EvalTrigger[], tagIds?: Map<string, string>): Promise<AppliedRules> {
   const triggers = Array.isArray(trigger) ? trigger : [trigger];
+  const result = await applyRulesToContacts(tx, ctx, [{ contactId, triggers }], { tagIds });
+  return { changes: result.get(contactId) ?? [] };
+}
+
+/**
+ * The batched form: each contact's triggers run in order on its carried tags, and the net changes
+ * of all contacts are written in three statements (removals, additions, history). The caller holds
+ * the contacts' row locks. Returns the changes per contact (contacts without changes are absent).
+ */
+export async function applyRulesToContacts(
+  tx: Tx,
+  ctx: Ctx,
+  items: { contactId: string; triggers: EvalTrigger[] }[],
+  opts: { tagIds?: Map<string, string> | undefined; inputs?: Map<string, ContactInputs> } = {},
+): Promise<Map<string, TagChange[]>> {
+  const out = new Map<string, TagChange[]>();
+  if (!items.length) return out;
   const { ruleSet, version, exclusiveGroups } = await activeRules(tx, ctx.tenantId);
-  const [contact] = await tx
-    .select({ source: contacts.source, gender: contacts.gender, sourceState: contacts.sourceState })
-    .from(contacts)
-    .where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, contactId)));
-  if (!contact) return { changes: [] };
-  const tagId = tagIds ?? (await tenantTagIds(tx, ctx.tenantId));
+  const contactIds = items.map((i) => i.contactId);
+  const inputs = opts.inputs ?? (await loadContactInputs(tx, ctx.tenantId, contactIds));
+  const tagId = opts.tagIds ?? (await tenantTagIds(tx, ctx.tenantId));
   const current = await tx
-    .select({ group: tagGroups.key, name: tags.name })
+    .select({ contactId: contactTags.contactId, group: tagGroups.key, name: tags.name })
     .from(contactTags)
     .innerJoin(tags, eq(tags.id, contactTags.tagId))
     .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
-    .where(and(eq(contactTags.tenantId, ctx.tenantId), eq(contactTags.contactId, contactId)));
-  const currentTags: Record<string, string[]> = {};
-  for (const t of current) (currentTags[t.group] ??= []).push(t.name);
-  const history: EventFact[] = (
-    await tx
-      .select({ id: events.id, type: events.type, occurredAt: events.occurredAt, data: events.payload })
-      .from(events)
-      .where(and(eq(events.tenantId, ctx.tenantId), eq(events.contactId, contactId)))
-      .orderBy(asc(events.occurredAt))
-  ).map((e) => ({ ...e, data: e.data }));
-  // Several events of one contact (a batch) run in order on the carried tags; only the net change
-  // is written, each tag attributed to the last rule and event that set or removed it.
+    .where(and(eq(contactTags.tenantId, ctx.tenantId), inArray(contactTags.contactId, contactIds)));
+  const tagsOf = new Map<string, Record<string, string[]>>();
+  for (const t of current) {
+    let m = tagsOf.get(t.contactId);
+    if (!m) tagsOf.set(t.contactId, (m = {}));
+    (m[t.group] ??= []).push(t.name);
+  }
   const now = ctx.deps.now();
-  let tagsNow = currentTags;
-  const last = new Map<string, { ruleId: string; eventId: string | null }>();
-  for (const tr of triggers) {
-    const r = evaluate({ fields: contact, tags: tagsNow, events: history }, tr, now, ruleSet, exclusiveGroups);
-    for (const c of r.changes) last.set(`${c.group}\u0000${c.tag}`, { ruleId: c.ruleId, eventId: tr.kind === "event" ? tr.event.id : null });
-    tagsNow = r.tags;
-  }
-  const changes = netChanges(currentTags, tagsNow, last);
-  for (const c of changes) {
-    const eventId = c.eventId;
-    const id = tagId.get(`${c.group}\u0000${c.tag}`);
-    if (!id) continue; // a tag the tenant deleted: nothing to write
-    if (c.action === "add") {
-      await tx
-        .insert(contactTags)
-        .values({ tenantId: ctx.tenantId, contactId, tagId: id, source: "rule", ruleId: c.ruleId, ruleVersion: version, eventId })
-        .onConflictDoNothing();
-    } else {
-      await tx.delete(contactTags).where(and(eq(contactTags.contactId, contactId), eq(contactTags.tagId, id)));
+  const adds: (typeof contactTags.$inferInsert)[] = [];
+  const removes: { contactId: string; tagId: string }[] = [];
+  const history: (typeof tagHistory.$inferInsert)[] = [];
+  for (const { contactId, triggers } of items) {
+    const input = inputs.get(contactId);
+    if (!input) continue; // no such contact (deleted row): nothing to tag
+    const before = tagsOf.get(contactId) ?? {};
+    // Several events of one contact run in order on the carried tags; only the net change is
+    // written, each tag attributed to the last rule and event that set or removed it.
+    let tagsNow = before;
+    const last = new Map<string, { ruleId: string; eventId: string | null }>();
+    for (const tr of triggers) {
+      const r = evaluate({ fields: input.fields, tags: tagsNow, events: input.history }, tr, now, ruleSet, exclusiveGroups);
+      for (const c of r.changes) last.set(`${c.group}\u0000${c.tag}`, { ruleId: c.ruleId, eventId: tr.kind === "event" ? tr.event.id : null });
+      tagsNow = r.tags;
     }
-    await tx.insert(tagHistory).values({ tenantId: ctx.tenantId, contactId, tagId: id, action: c.action, source: "rule", ruleId: c.ruleId, ruleVersion: version, eventId });
+    const changes = netChanges(before, tagsNow, last);
+    if (!changes.length) continue;
+    out.set(
+      contactId,
+      changes.map(({ eventId: _e, ...c }) => c),
+    );
+    for (const c of changes) {
+      const id = tagId.get(`${c.group}\u0000${c.tag}`);
+      if (!id) continue; // a tag the tenant deleted: nothing to write
+      if (c.action === "add") adds.push({ tenantId: ctx.tenantId, contactId, tagId: id, source: "rule", ruleId: c.ruleId, ruleVersion: version, eventId: c.eventId });
+      else removes.push({ contactId, tagId: id });
+      history.push({ tenantId: ctx.tenantId, contactId, tagId: id, action: c.action, source: "rule", ruleId: c.ruleId, ruleVersion: version, eventId: c.eventId });
+    }
   }
-  return { changes: changes.map(({ eventId: _e, ...c }) => c) };
+  if (removes.length) {
+    const pairs = sql.join(
+      removes.map((r) => sql`(${r.contactId}::uuid, ${r.tagId}::uuid)`),
+      sql`, `,
+    );
+    await tx.delete(contactTags).where(and(eq(contactTags.tenantId, ctx.tenantId), sql`(${contactTags.contactId}, ${contactTags.tagId}) in (${pairs})`));
+  }
+  if (adds.length) await tx.insert(contactTags).values(adds).onConflictDoNothing();
+  if (history.length) await tx.insert(tagHistory).values(history);
+  return out;
 }
 
 function netChanges(before: Record<string, string[]>, after: Record<string, string[]>, last: Map<string, { ruleId: string; eventId: string | null }>): (TagChange & { eventId: string | null })[] {
