@@ -8,7 +8,7 @@ import type { Runtime } from "../src/bootstrap";
 import { tenants } from "../src/db/schema/index";
 import { startWorkers } from "../src/jobs/workers";
 import { systemCtx } from "../src/services/context";
-import { previewSegment } from "../src/services/segments/segments";
+import { createSegment, getSegment } from "../src/services/segments/segments";
 import { runSetBased } from "../src/services/tagging/set-based";
 
 export interface Row {
@@ -57,15 +57,18 @@ export async function benchTagging(rt: Runtime, tenantSlug: string, contactsN: n
   out.push({ name: `Nightly tag pass, ${contactsN.toLocaleString("en")} contacts`, value: `${nightlyS.toFixed(1)} s`, detail: `scheduled rules only; ${nightly.added + nightly.removed} tags changed (only changed rows written). Target: under 3 s at 1,000,000 contacts` });
 
   log("segments: three-term count");
+  const expression = "visit:复诊 AND need:祛痘 AND NOT spending:高消费";
+  await rt.deps.db.execute(sql`vacuum analyze contact_tags`); // as autovacuum leaves it after a backfill
+  const seg = await createSegment({ ctx, input: { name: "bench three-term", expression } });
   const times: number[] = [];
   let count = 0;
-  for (let i = 0; i < 7; i++) {
+  for (let i = 0; i < 9; i++) {
     t0 = performance.now();
-    count = (await previewSegment({ ctx, input: { expression: "visit:复诊 AND need:祛痘 AND NOT spending:高消费" } })).count;
+    count = (await getSegment({ ctx, id: seg.id })).count;
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  out.push({ name: `Segment count, ${contactsN.toLocaleString("en")} contacts`, value: `${times[3]!.toFixed(0)} ms`, detail: `\`visit:复诊 AND need:祛痘 AND NOT spending:高消费\` (${count.toLocaleString("en")} members), median of 7 previews (count + 10-contact sample). Target: under 100 ms at 1,000,000` });
+  out.push({ name: `Segment count, ${contactsN.toLocaleString("en")} contacts`, value: `${times[4]!.toFixed(0)} ms`, detail: `\`${expression}\` (${count.toLocaleString("en")} members), median of 9 live counts (GET of the segment) after VACUUM ANALYZE of contact_tags, as autovacuum leaves it after a backfill; walks the rarest tag's index and probes the other terms per member. Target: under 100 ms at 1,000,000` });
   return out;
 }
 

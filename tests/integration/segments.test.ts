@@ -97,4 +97,27 @@ describe("segments", () => {
     const list = await mk.get("/v1/segments");
     expect(list.body.items.find((s: { id: string }) => s.id === seg.body.id).count).toBe(1);
   });
+
+  it("counts the same through every plan (tag-driven, tag-driven with fields, contact scan) and leaves out deleted contacts", async () => {
+    const cases: [string, number][] = [
+      ["need:祛痘", 2],
+      ["need:祛痘 AND source = wecom", 2],
+      ["need:祛痘 AND NOT visit:复诊", 1],
+      ["NOT visit:复诊 AND need:祛痘 AND days_since_added < 5", 1],
+      ["need:祛痘 OR visit:复诊 OR spend_12m >= 5000", 3],
+    ];
+    for (const [expression, n] of cases) expect([expression, (await preview(expression)).body.count]).toEqual([expression, n]);
+    // acneNew deletes the consultant: gone from every count.
+    const res = await client(t.app, tenant.tokens.admin).post("/v1/events", { events: [{ type: "contact_deleted", contactId: ids.acneNew, occurredAt: ago(0), idempotencyKey: "acneNew-gone", data: {} }] });
+    expect(res.status).toBe(202);
+    await waitFor(async () => (await t.rt.deps.db.select({ p: events.processedAt }).from(events).where(eq(events.id, res.body.ids[0]))).every((r) => r.p), { what: "deletion processed" });
+    const after: [string, number][] = [
+      ["need:祛痘", 1],
+      ["need:祛痘 AND source = wecom", 1],
+      ["need:祛痘 AND NOT visit:复诊", 0],
+      ["NOT visit:复诊 AND need:祛痘 AND days_since_added < 5", 0],
+      ["need:祛痘 OR visit:复诊 OR spend_12m >= 5000", 2],
+    ];
+    for (const [expression, n] of after) expect([expression, (await preview(expression)).body.count]).toEqual([expression, n]);
+  });
 });

@@ -8,20 +8,22 @@ const OPS: Record<SegmentOp, string> = { "=": "=", "!=": "<>", ">": ">", ">=": "
  * resolved to ids first (`tagIds`: "group:name" -> id), so each tag term is a semi-join on
  * contact_tags(tag_id) rather than a per-contact lookup through tag names.
  */
-export function segmentWhere(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMap<string, string> = new Map()): SQL {
+export function segmentWhere(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMap<string, string> = new Map(), cid: SQL = sql`c.id`): SQL {
   const now = sql`${nowIso}::timestamptz`;
+  const sub = (a: SegmentAst) => segmentWhere(a, nowIso, tagIds, cid);
   const events = (type: string) => sql`from events e where e.tenant_id = c.tenant_id and e.contact_id = c.id and e.type = ${type} and e.occurred_at <= ${now}`;
   switch (ast.kind) {
     case "and":
-      return sql`(${segmentWhere(ast.left, nowIso, tagIds)} and ${segmentWhere(ast.right, nowIso, tagIds)})`;
+      return sql`(${sub(ast.left)} and ${sub(ast.right)})`;
     case "or":
-      return sql`(${segmentWhere(ast.left, nowIso, tagIds)} or ${segmentWhere(ast.right, nowIso, tagIds)})`;
+      return sql`(${sub(ast.left)} or ${sub(ast.right)})`;
     case "not":
-      return sql`(not ${segmentWhere(ast.expr, nowIso, tagIds)})`;
+      return sql`(not ${sub(ast.expr)})`;
     case "tag": {
+      // A probe of contact_tags' primary key (contact_id, tag_id): microseconds per contact.
       const id = tagIds.get(`${ast.group}:${ast.name}`);
-      if (id) return sql`c.id in (select ct.contact_id from contact_tags ct where ct.tag_id = ${id}::uuid)`;
-      return sql`exists (select 1 from contact_tags ct join tags t on t.id = ct.tag_id join tag_groups g on g.id = t.group_id where ct.contact_id = c.id and g.key = ${ast.group} and t.name = ${ast.name})`;
+      if (id) return sql`exists (select 1 from contact_tags ct where ct.contact_id = ${cid} and ct.tag_id = ${id}::uuid)`;
+      return sql`exists (select 1 from contact_tags ct join tags t on t.id = ct.tag_id join tag_groups g on g.id = t.group_id where ct.contact_id = ${cid} and g.key = ${ast.group} and t.name = ${ast.name})`;
     }
     case "cmp": {
       if (typeof ast.value === "string") {
@@ -41,4 +43,53 @@ export function segmentWhere(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMa
       return sql`coalesce(${value} ${sql.raw(OPS[ast.op])} ${ast.value}::float8, false)`;
     }
   }
+}
+
+/** The terms of a top-level conjunction (`a AND b AND NOT c` -> [a, b, NOT c]). */
+function conjuncts(ast: SegmentAst): SegmentAst[] {
+  return ast.kind === "and" ? [...conjuncts(ast.left), ...conjuncts(ast.right)] : [ast];
+}
+
+function usesFields(ast: SegmentAst): boolean {
+  switch (ast.kind) {
+    case "and":
+    case "or":
+      return usesFields(ast.left) || usesFields(ast.right);
+    case "not":
+      return usesFields(ast.expr);
+    case "tag":
+      return false;
+    case "cmp":
+      return true;
+  }
+}
+
+/**
+ * The count of a segment as one SQL statement. When the expression is a conjunction with at least
+ * one tag term, the count walks the members of its smallest tag (`size` estimates a tag's members)
+ * index-only and probes every other term per member, instead of reading every contact of the
+ * tenant: a three-term count over a million contacts reads tens of thousands of index entries.
+ * Deleted contacts are excluded by a probe of the small partial index of deleted contacts, unless
+ * field terms need the contact row anyway.
+ */
+export function segmentCount(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMap<string, string>, tenantId: string, size: (tagId: string) => number): { query: SQL; drivenByTag: boolean } {
+  const terms = conjuncts(ast);
+  const drivers = terms.flatMap((t, i) => (t.kind === "tag" && tagIds.has(`${t.group}:${t.name}`) ? [{ i, id: tagIds.get(`${t.group}:${t.name}`)! }] : []));
+  if (!drivers.length) {
+    return { query: sql`select count(*)::int as n from contacts c where c.tenant_id = ${tenantId}::uuid and c.deleted_at is null and ${segmentWhere(ast, nowIso, tagIds)}`, drivenByTag: false };
+  }
+  const driver = drivers.reduce((a, b) => (size(b.id) < size(a.id) ? b : a));
+  const rest = terms.filter((_, i) => i !== driver.i);
+  const fields = rest.some(usesFields);
+  const cid = sql`d.contact_id`;
+  const conds = rest.map((t) => segmentWhere(t, nowIso, tagIds, cid));
+  const from = fields
+    ? sql`contact_tags d join contacts c on c.id = d.contact_id and c.tenant_id = ${tenantId}::uuid and c.deleted_at is null`
+    : sql`contact_tags d`;
+  if (!fields) conds.push(sql`not exists (select 1 from contacts x where x.id = d.contact_id and x.deleted_at is not null)`);
+  const query = sql`select count(*)::int as n from ${from} where d.tenant_id = ${tenantId}::uuid and d.tag_id = ${driver.id}::uuid${sql.join(
+    conds.map((c) => sql` and ${c}`),
+    sql``,
+  )}`;
+  return { query, drivenByTag: true };
 }

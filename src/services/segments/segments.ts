@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { segments, segmentSnapshots, staff, tagGroups, tags } from "../../db/schema/index";
 import { parseSegment, SegmentSyntaxError, tagRefs, type SegmentAst } from "../../domain/segments/parse";
@@ -7,7 +7,7 @@ import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../co
 import { listContacts } from "../contacts/list";
 import type { ContactView } from "../contacts/schemas";
 import type { Page } from "../pagination";
-import { segmentWhere } from "./compile";
+import { segmentCount, segmentWhere } from "./compile";
 
 export const SegmentInput = z.object({
   name: z.string().trim().min(1).max(100),
@@ -27,7 +27,14 @@ export interface SegmentView {
 }
 
 /** Parse and check an expression: syntax errors with their position, unknown tags by name; both name the field. */
-async function compileChecked(ctx: Ctx, expression: string): Promise<{ ast: SegmentAst; where: ReturnType<typeof segmentWhere> }> {
+interface Compiled {
+  ast: SegmentAst;
+  /** Tag ids by "group:name". */
+  ids: Map<string, string>;
+  where: SQL;
+}
+
+async function compileChecked(ctx: Ctx, expression: string): Promise<Compiled> {
   let ast: SegmentAst;
   try {
     ast = parseSegment(expression);
@@ -47,15 +54,47 @@ async function compileChecked(ctx: Ctx, expression: string): Promise<{ ast: Segm
     if (missing.length) throw new ValidationError([{ field: "expression", message: `unknown tag ${missing.map((m) => `${m.group}:${m.name}`).join(", ")}` }]);
     for (const k of known) ids.set(`${k.group}:${k.name}`, k.id);
   }
-  return { ast, where: segmentWhere(ast, ctx.deps.now().toISOString(), ids) };
+  return { ast, ids, where: segmentWhere(ast, ctx.deps.now().toISOString(), ids) };
 }
 
-async function countWhere(ctx: Ctx, where: ReturnType<typeof segmentWhere>): Promise<number> {
-  const [r] = await dbOf(ctx)
-    .select({ n: sql<number>`count(*)::int` })
-    .from(sql`contacts c`)
-    .where(sql`c.tenant_id = ${ctx.tenantId} and c.deleted_at is null and ${where}`);
-  return r?.n ?? 0;
+/**
+ * How common each tag is, from PostgreSQL's own statistics of contact_tags.tag_id (the planner's
+ * most-common-values list), refreshed every few minutes: the segment count walks the rarest tag.
+ * Tags missing from the list are rarer than any on it.
+ */
+let tagStats: { at: number; freq: Map<string, number> } = { at: 0, freq: new Map() };
+async function tagFrequency(ctx: Ctx): Promise<(tagId: string) => number> {
+  if (Date.now() - tagStats.at > 300_000) {
+    const rows = rowsOf<{ vals: string | null; freqs: number[] | string | null }>(
+      await dbOf(ctx).execute(sql`select most_common_vals::text as vals, most_common_freqs as freqs from pg_stats where schemaname = current_schema() and tablename = 'contact_tags' and attname = 'tag_id'`),
+    );
+    const freq = new Map<string, number>();
+    const r = rows[0];
+    if (r?.vals && r.freqs) {
+      const vals = r.vals.replace(/^\{|\}$/g, "").split(",");
+      const freqs = Array.isArray(r.freqs) ? r.freqs.map(Number) : r.freqs.replace(/^\{|\}$/g, "").split(",").map(Number);
+      vals.forEach((v, i) => freq.set(v, freqs[i] ?? 0));
+    }
+    tagStats = { at: Date.now(), freq };
+  }
+  const { freq } = tagStats;
+  return (id) => freq.get(id) ?? 0;
+}
+
+async function countWhere(ctx: Ctx, c: Compiled): Promise<number> {
+  const { query, drivenByTag } = segmentCount(c.ast, ctx.deps.now().toISOString(), c.ids, ctx.tenantId, await tagFrequency(ctx));
+  if (!drivenByTag) return rowsOf<{ n: number }>(await dbOf(ctx).execute(query))[0]?.n ?? 0;
+  // A walk of one tag's index with a probe per member is short, serial work: starting parallel
+  // workers and compiling it (JIT) cost more than they save (measured: docs/benchmarks.md).
+  return withTransaction(ctx, async (tx) => {
+    await tx.execute(sql`set local max_parallel_workers_per_gather = 0`);
+    await tx.execute(sql`set local jit = off`);
+    return rowsOf<{ n: number }>(await tx.execute(query))[0]?.n ?? 0;
+  });
+}
+
+function rowsOf<T>(r: unknown): T[] {
+  return (Array.isArray(r) ? r : (r as { rows: T[] }).rows) as T[];
 }
 
 const view = (r: typeof segments.$inferSelect, count: number): SegmentView => ({ id: r.id, name: r.name, expression: r.expression, count, createdAt: r.createdAt.toISOString(), updatedAt: r.updatedAt.toISOString() });
@@ -70,7 +109,7 @@ export async function createSegment({ ctx, input }: { ctx: Ctx; input: unknown }
   requirePermission(ctx, "segments:write");
   const p = SegmentInput.safeParse(input);
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
-  const { where } = await compileChecked(ctx, p.data.expression);
+  const compiled = await compileChecked(ctx, p.data.expression);
   const row = await withTransaction(ctx, async (tx, ctx) => {
     try {
       const [r] = await tx.insert(segments).values({ tenantId: ctx.tenantId, name: p.data.name, expression: p.data.expression, createdByStaffId: ctx.actor.kind === "staff" ? ctx.actor.staffId : null }).returning();
@@ -81,7 +120,7 @@ export async function createSegment({ ctx, input }: { ctx: Ctx; input: unknown }
       throw err;
     }
   });
-  return view(row, await countWhere(ctx, where));
+  return view(row, await countWhere(ctx, compiled));
 }
 
 export async function updateSegment({ ctx, id, input }: { ctx: Ctx; id: string; input: unknown }): Promise<SegmentView> {
@@ -90,7 +129,7 @@ export async function updateSegment({ ctx, id, input }: { ctx: Ctx; id: string; 
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
   const before = await load(ctx, id);
   const expression = p.data.expression ?? before.expression;
-  const { where } = await compileChecked(ctx, expression);
+  const compiled = await compileChecked(ctx, expression);
   const row = await withTransaction(ctx, async (tx, ctx) => {
     try {
       const [r] = await tx
@@ -105,13 +144,13 @@ export async function updateSegment({ ctx, id, input }: { ctx: Ctx; id: string; 
       throw err;
     }
   });
-  return view(row, await countWhere(ctx, where));
+  return view(row, await countWhere(ctx, compiled));
 }
 
 export async function getSegment({ ctx, id }: { ctx: Ctx; id: string }): Promise<SegmentView> {
   requirePermission(ctx, "segments:read");
   const row = await load(ctx, id);
-  return view(row, await countWhere(ctx, (await compileChecked(ctx, row.expression)).where));
+  return view(row, await countWhere(ctx, await compileChecked(ctx, row.expression)));
 }
 
 export async function listSegments({ ctx }: { ctx: Ctx }): Promise<SegmentView[]> {
@@ -120,7 +159,7 @@ export async function listSegments({ ctx }: { ctx: Ctx }): Promise<SegmentView[]
   const out: SegmentView[] = [];
   for (const r of rows) {
     // A segment whose tags were deleted later still lists, with count 0.
-    const count = await compileChecked(ctx, r.expression).then((c) => countWhere(ctx, c.where), () => 0);
+    const count = await compileChecked(ctx, r.expression).then((c) => countWhere(ctx, c), () => 0);
     out.push(view(r, count));
   }
   return out;
@@ -131,8 +170,8 @@ export async function previewSegment({ ctx, input }: { ctx: Ctx; input: unknown 
   requirePermission(ctx, "segments:read");
   const p = PreviewInput.safeParse(input);
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
-  const { where } = await compileChecked(ctx, p.data.expression);
-  const [count, page] = await Promise.all([countWhere(ctx, where), listContacts({ ctx, input: { limit: 10 }, where })]);
+  const compiled = await compileChecked(ctx, p.data.expression);
+  const [count, page] = await Promise.all([countWhere(ctx, compiled), listContacts({ ctx, input: { limit: 10 }, where: compiled.where })]);
   return { count, sample: page.items };
 }
 
@@ -164,7 +203,7 @@ export async function exportSegmentCsv({ ctx, id }: { ctx: Ctx; id: string }): P
 export async function snapshotSegments({ ctx, day }: { ctx: Ctx; day: string }): Promise<number> {
   const rows = await dbOf(ctx).select().from(segments).where(eq(segments.tenantId, ctx.tenantId));
   for (const r of rows) {
-    const size = await compileChecked(ctx, r.expression).then((c) => countWhere(ctx, c.where), () => 0);
+    const size = await compileChecked(ctx, r.expression).then((c) => countWhere(ctx, c), () => 0);
     await dbOf(ctx).insert(segmentSnapshots).values({ tenantId: ctx.tenantId, segmentId: r.id, day, size }).onConflictDoUpdate({ target: [segmentSnapshots.segmentId, segmentSnapshots.day], set: { size } });
   }
   return rows.length;
