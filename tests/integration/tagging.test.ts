@@ -146,3 +146,37 @@ describe("incremental tagging", () => {
     }
   });
 });
+
+describe("set-based pass and events worker", () => {
+  it("a set-based chunk waits for a worker batch holding the tenant's tag lock, then applies", async () => {
+    const { runSetBased, shareTagLocks } = await import("../../src/services/tagging/set-based");
+    const { systemCtx } = await import("../../src/services/context");
+    const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "锁测试" });
+    await send([{ type: "visit", contactId: c.body.id, occurredAt: ago(400), idempotencyKey: `lock-${c.body.id}`, data: {} }]);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    // A "worker batch": a transaction sharing the tag locks, open until released.
+    const batch = t.rt.deps.db.transaction(async (tx) => {
+      await shareTagLocks(tx, tenant.id);
+      locked();
+      await held;
+    });
+    await lockTaken;
+    let done = false;
+    const pass = runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "schedule" }).then((r) => {
+      done = true;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done).toBe(false);
+    release();
+    await batch;
+    const result = await pass;
+    expect(result.contacts).toBeGreaterThanOrEqual(1);
+    // 400 days without a visit: the nightly pass made the contact dormant.
+    const tagsNow = await client(t.app, tenant.tokens.admin).get(`/v1/contacts/${c.body.id}/tags`);
+    expect(tagsNow.body.tags.find((x: { group: string }) => x.group === "visit")).toMatchObject({ name: "沉睡", reason: { ruleId: "visit-dormant" } });
+  });
+});

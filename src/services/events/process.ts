@@ -3,6 +3,7 @@ import { contacts, events } from "../../db/schema/index";
 import { jobId } from "../../queue/catalog";
 import { withTransaction, type Ctx } from "../context";
 import { applyRulesToContacts, loadHistories, tenantTagIds, type ContactInputs } from "../tagging/apply-rules";
+import { shareTagLocks } from "../tagging/set-based";
 
 /** Events per job and per transaction: ingest splits larger requests into jobs of this size. */
 export const EVENT_BATCH = 200;
@@ -42,6 +43,8 @@ export async function processEvents({ ctx, eventIds }: { ctx: Ctx; eventIds: str
       else byContact.set(e.contactId, [e]);
     }
     const contactIds = [...byContact.keys()].sort();
+    // A set-based pass writing this tenant's tags waits for us, and we for it (never both at once).
+    await shareTagLocks(tx, ctx.tenantId);
     // Contacts are locked in id order, so concurrent batches never deadlock.
     const locked = await tx
       .select({ id: contacts.id, source: contacts.source, gender: contacts.gender, sourceState: contacts.sourceState, lastEventAt: contacts.lastEventAt, deletedAt: contacts.deletedAt })

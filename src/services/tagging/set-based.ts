@@ -1,41 +1,92 @@
 import { eq, sql, type SQL } from "drizzle-orm";
+import type { Tx } from "../../db/client";
 import { tagGroups, tags } from "../../db/schema/index";
 import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
-import type { Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
-import { dbOf, withTransaction, type Ctx } from "../context";
+import type { Action, Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
+import { dbOf, type Ctx } from "../context";
 import { activeRules, type ActiveRules } from "./rule-set";
 
 /**
- * The set-based evaluator: the same rules compiled to SQL and run over every contact of a tenant,
- * one statement per rule in (priority, id) order inside one transaction, so each rule sees what the
- * previous ones set, exactly like the incremental evaluator (src/domain/tagging/evaluate.ts, whose
- * header states the semantics both follow). Only changed rows are written, each with its history.
+ * The set-based evaluator: the same rules compiled to SQL and run over every contact of a tenant.
+ * Its semantics are the incremental evaluator's (src/domain/tagging/evaluate.ts states them):
+ *
+ * - Every aggregate, score and keyword match the rules use is computed in one GROUP BY over the
+ *   events of a chunk of contacts (an index range scan on events(tenant_id, contact_id, ...)).
+ * - The rules then run as a chain in one SELECT: the working tags are one text[] column per tag
+ *   group, and each rule, in (priority, id) order, is a LATERAL step that decides whether it fires
+ *   from the previous step's tags and rewrites the groups its actions touch. `offset 0` keeps each
+ *   step a step (PostgreSQL would otherwise inline them into exponentially large expressions).
+ * - Only the net difference to the contact's current tags is written, each change attributed to
+ *   the last fired rule that acted on that tag, in the same statement (removals, additions, history).
+ *
+ * Contacts are split into id ranges of about CHUNK contacts, each range one transaction, two at a
+ * time on separate connections. Each chunk holds an advisory lock that the events worker's
+ * batches share, so a chunk never races a worker batch on the same tags.
  */
 export interface SetBasedResult {
   rules: number;
   added: number;
   removed: number;
+  /** Contacts evaluated. */
+  contacts: number;
   /** Dry runs only: per tag, how many contacts would gain and lose it, with a few of them. */
   preview?: { group: string; tag: string; gains: number; losses: number; sampleGains: string[]; sampleLosses: string[] }[];
 }
 
 const DAY_MS = 86_400_000;
 const OPS: Record<Comparison, string> = { eq: "=", ne: "<>", gt: ">", gte: ">=", lt: "<", lte: "<=" };
+/** Contacts per chunk (one transaction each). */
+export const CHUNK = 40_000;
+/** Chunks in flight at once (each on its own connection). */
+const PARALLEL = 2;
+
+/** Advisory lock keys of the tag writers of a tenant: set-based chunks take one exclusively, worker batches share all. */
+export function tagLockKeys(tenantId: string): string[] {
+  return Array.from({ length: PARALLEL }, (_, i) => `siyu-tags-${tenantId}-${i}`);
+}
+
+/** Taken by every other writer of rule tags (the events worker) before it reads a contact's tags. */
+export async function shareTagLocks(tx: Tx, tenantId: string): Promise<void> {
+  await tx.execute(sql`select ${sql.join(
+    tagLockKeys(tenantId).map((k) => sql`pg_advisory_xact_lock_shared(hashtext(${k}::text))`),
+    sql`, `,
+  )}`);
+}
+
+const lit = (s: string) => sql`${s}::text`;
+const textArray = (xs: readonly string[]) => (xs.length ? sql`array[${sql.join(xs.map(lit), sql`, `)}]::text[]` : sql`'{}'::text[]`);
 
 class Compiler {
-  /**
-   * Per-contact aggregates, computed once per pass by a single GROUP BY over the tenant's events
-   * (temp table siyu_agg, alias a) instead of a subquery per contact and rule.
-   */
+  /** Per-contact aggregates, computed once per chunk by a single GROUP BY over its events (alias a). */
   readonly columns: { name: string; expr: SQL }[] = [];
   private readonly byKey = new Map<string, string>();
+  /** Tag groups the rules read or write: the working state, one text[] column each. */
+  readonly groups: string[] = [];
+  /** The SQL reference holding each group's tags at the current step of the chain. */
+  private state = new Map<string, SQL>();
 
   constructor(
     private readonly set: RuleSet,
     private readonly nowIso: string,
-  ) {}
+    readonly exclusive: ReadonlySet<string>,
+  ) {
+    const add = (g: string) => {
+      if (!this.groups.includes(g)) this.groups.push(g);
+    };
+    const visit = (c: Condition | undefined): void => {
+      if (!c) return;
+      if ("all" in c) c.all.forEach(visit);
+      else if ("any" in c) c.any.forEach(visit);
+      else if ("not" in c) visit(c.not);
+      else if ("tag" in c) add(c.tag.group);
+    };
+    for (const r of set.rules) {
+      visit(r.when);
+      for (const g of actionGroups(r.then)) add(g);
+    }
+    this.groups.forEach((g, i) => this.state.set(g, sql.raw(`q.g${i}`)));
+  }
 
-  /** Register an aggregate column (deduplicated by its definition); returns its name. */
   private column(key: string, expr: () => SQL): string {
     let name = this.byKey.get(key);
     if (!name) {
@@ -46,11 +97,19 @@ class Compiler {
     return name;
   }
 
-  /** The filter of an aggregate over `events e` (the GROUP BY supplies the contact). */
+  private get now(): SQL {
+    return sql`${this.nowIso}::timestamptz`;
+  }
+
+  private window(windowDays: number | undefined): SQL {
+    const parts = [sql`e.occurred_at <= ${this.now}`];
+    if (windowDays !== undefined) parts.push(sql`e.occurred_at > ${this.now} - make_interval(secs => ${windowDays * 86400}::float8)`);
+    return sql.join(parts, sql` and `);
+  }
+
   private filter(types: readonly string[], windowDays: number | undefined, where?: Record<string, string | number | boolean>): SQL {
-    const parts = [sql`e.type in (${sql.join(types.map((t) => sql`${t}`), sql`, `)})`, sql`e.occurred_at <= ${this.nowIso}::timestamptz`];
-    if (windowDays !== undefined) parts.push(sql`e.occurred_at > ${this.nowIso}::timestamptz - make_interval(secs => ${windowDays * 86400}::float8)`);
-    if (where) for (const [k, v] of Object.entries(where)) parts.push(sql`e.payload -> ${k} = ${JSON.stringify(v)}::jsonb`);
+    const parts = [sql`e.type in (${sql.join(types.map(lit), sql`, `)})`, this.window(windowDays)];
+    if (where) for (const [k, v] of Object.entries(where)) parts.push(sql`e.payload -> ${lit(k)} = ${JSON.stringify(v)}::jsonb`);
     return sql.join(parts, sql` and `);
   }
 
@@ -58,17 +117,15 @@ class Compiler {
     return resolve(v, this.set.params);
   }
 
-
-
   private num(field: string): SQL {
-    return sql`(case when jsonb_typeof(e.payload -> ${field}) = 'number' then (e.payload ->> ${field})::float8 end)`;
+    return sql`(case when jsonb_typeof(e.payload -> ${lit(field)}) = 'number' then (e.payload ->> ${lit(field)})::float8 end)`;
   }
 
-  agg(a: Aggregate): SQL {
+  private agg(a: Aggregate): SQL {
     const windowDays = a.windowDays === undefined ? undefined : this.n(a.windowDays);
     const f = () => this.filter(a.events, windowDays, a.where);
     const key = JSON.stringify({ ...a, windowDays });
-    const col = (expr: () => SQL) => sql.raw(`a.${this.column(key, expr)}`);
+    const col = (expr: () => SQL) => sql.raw(`q.${this.column(key, expr)}`);
     switch (a.metric) {
       case "count":
         return sql`coalesce(${col(() => sql`count(*) filter (where ${f()})::float8`)}, 0)`;
@@ -81,7 +138,7 @@ class Compiler {
       case "last":
         return col(() => sql`(array_agg(${this.num(a.field!)} order by e.occurred_at desc, e.id desc) filter (where ${f()}))[1]`);
       case "days_since":
-        return col(() => sql`floor(extract(epoch from (${this.nowIso}::timestamptz - max(e.occurred_at) filter (where ${f()}))) * 1000 / ${DAY_MS})::float8`);
+        return col(() => sql`floor(extract(epoch from (${this.now} - max(e.occurred_at) filter (where ${f()}))) * 1000 / ${DAY_MS})::float8`);
     }
   }
 
@@ -90,7 +147,7 @@ class Compiler {
     return sql`coalesce((${left}) ${sql.raw(OPS[op])} ${right}::float8, false)`;
   }
 
-  score(name: string): SQL {
+  private score(name: string): SQL {
     const terms: SQL[] = [];
     for (const r of this.set.rules) {
       for (const a of r.then) {
@@ -98,33 +155,53 @@ class Compiler {
         const add = this.n(a.score.add);
         const hl = a.score.halfLifeDays * DAY_MS;
         const types = r.trigger.events;
-        const colName = this.column(JSON.stringify({ score: name, rule: r.id, add, hl }), () => sql`sum(${add}::float8 * power(0.5::float8, (extract(epoch from (${this.nowIso}::timestamptz - e.occurred_at)) * 1000)::float8 / ${hl}::float8)) filter (where ${this.filter(types, undefined)})`);
-        terms.push(sql`coalesce(${sql.raw(`a.${colName}`)}, 0)`);
+        const colName = this.column(JSON.stringify({ score: name, rule: r.id, add, hl }), () => sql`sum(${add}::float8 * power(0.5::float8, (extract(epoch from (${this.now} - e.occurred_at)) * 1000)::float8 / ${hl}::float8)) filter (where ${this.filter(types, undefined)})`);
+        terms.push(sql`coalesce(${sql.raw(`q.${colName}`)}, 0)`);
       }
     }
     return terms.length ? sql.join(terms, sql` + `) : sql`0::float8`;
   }
 
+  /** Whether the events need their texts folded (a rule matches keywords). */
+  usesText = false;
+
+  /**
+   * The events of a chunk with their texts folded once (NFKC, lower case) for keyword matching,
+   * as textsOf reads them: message text, article topic and title, the item of a visit or
+   * appointment, and a purchase's or consultation's string items joined by U+0001 (no keyword
+   * contains it, so a keyword found in the joined text is found in one item). `offset 0` keeps
+   * PostgreSQL from inlining the folded texts into every aggregate that reads them.
+   */
+  eventsSource(where: SQL): SQL {
+    if (!this.usesText) return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload from events e where ${where})`;
+    const fold = (text: SQL) => sql`lower(normalize(${text}, NFKC))`;
+    const str = (type: SQL, k: string) => sql`(case when ${type} and jsonb_typeof(e.payload -> ${lit(k)}) = 'string' then ${fold(sql`e.payload ->> ${lit(k)}`)} end)`;
+    return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload,
+      ${str(sql`e.type = 'message_received'`, "text")} as n_text,
+      ${str(sql`e.type = 'article_read'`, "topic")} as n_topic,
+      ${str(sql`e.type = 'article_read'`, "title")} as n_title,
+      ${str(sql`e.type in ('appointment_booked', 'visit')`, "item")} as n_item,
+      (case when e.type in ('purchase', 'consultation_outcome') and jsonb_typeof(e.payload -> 'items') = 'array'
+        then ${fold(sql`array_to_string(array(select x #>> '{}' from jsonb_array_elements(e.payload -> 'items') x where jsonb_typeof(x) = 'string' and x #>> '{}' <> ''), chr(1))`)} end) as n_items
+      from events e where ${where} offset 0)`;
+  }
+
+  /** Keyword / need match: one bool_or column over the folded texts of the events (see textsOf). */
   private match(m: Extract<Condition, { match: unknown }>["match"]): SQL {
-    const words = (m.need ? (this.set.needs[m.need] ?? []) : (m.keywords ?? [])).map(foldText);
+    const words = (m.need ? (this.set.needs[m.need] ?? []) : (m.keywords ?? [])).map(foldText).filter((w) => w !== "");
     if (!words.length) return sql`false`;
+    this.usesText = true;
     const sources = m.in ?? ["message", "article", "items"];
-    const texts: SQL[] = [];
-    const str = (key: string, types: string[]) =>
-      sql`select e.payload ->> ${key} where e.type in (${sql.join(types.map((t) => sql`${t}`), sql`, `)}) and jsonb_typeof(e.payload -> ${key}) = 'string'`;
-    if (sources.includes("message")) texts.push(str("text", ["message_received"]));
-    if (sources.includes("article")) texts.push(str("topic", ["article_read"]), str("title", ["article_read"]));
-    if (sources.includes("items")) {
-      texts.push(str("item", ["appointment_booked", "visit"]));
-      texts.push(sql`select x #>> '{}' from jsonb_array_elements(case when e.type in ('purchase', 'consultation_outcome') and jsonb_typeof(e.payload -> 'items') = 'array' then e.payload -> 'items' else '[]'::jsonb end) x where jsonb_typeof(x) = 'string'`);
-    }
     const windowDays = m.windowDays === undefined ? undefined : this.n(m.windowDays);
-    const scope = sql.join(
-      [sql`e.tenant_id = c.tenant_id`, sql`e.contact_id = c.id`, sql`e.occurred_at <= ${this.nowIso}::timestamptz`, ...(windowDays !== undefined ? [sql`e.occurred_at > ${this.nowIso}::timestamptz - make_interval(secs => ${windowDays * 86400}::float8)`] : [])],
-      sql` and `,
-    );
-    const hit = sql.join(words.map((w) => sql`position(${w} in lower(normalize(t.txt, NFKC))) > 0`), sql` or `);
-    return sql`exists (select 1 from events e cross join lateral (${sql.join(texts, sql` union all `)}) t(txt) where ${scope} and t.txt <> '' and (${hit}))`;
+    const key = JSON.stringify({ match: words, sources: [...sources].sort(), windowDays });
+    const cols = [...(sources.includes("message") ? ["n_text"] : []), ...(sources.includes("article") ? ["n_topic", "n_title"] : []), ...(sources.includes("items") ? ["n_item", "n_items"] : [])];
+    if (!cols.length) return sql`false`;
+    const hit = (col: string) => sql`coalesce(${sql.join(
+      words.map((w) => sql`position(${lit(w)} in e.${sql.raw(col)}) > 0`),
+      sql` or `,
+    )}, false)`;
+    const colName = this.column(key, () => sql`bool_or(${this.window(windowDays)} and (${sql.join(cols.map(hit), sql` or `)}))`);
+    return sql`coalesce(${sql.raw(`q.${colName}`)}, false)`;
   }
 
   cond(c: Condition | undefined): SQL {
@@ -134,146 +211,310 @@ class Compiler {
     if ("not" in c) return sql`(not ${this.cond(c.not)})`;
     if ("agg" in c) return this.cmp(this.agg(c.agg), c.op, this.n(c.value));
     if ("tag" in c) {
-      const names = c.tag.in ? sql` and t.name in (${sql.join(c.tag.in.map((x) => sql`${x}`), sql`, `)})` : sql``;
-      // The pass works on siyu_wt, its working copy of the tenant's tags (see runSetBased).
-      const ex = sql`exists (select 1 from siyu_wt ct join tags t on t.id = ct.tag_id join tag_groups g on g.id = t.group_id where ct.contact_id = c.id and g.key = ${c.tag.group}${names})`;
-      return (c.present ?? true) ? ex : sql`(not ${ex})`;
+      const s = this.state.get(c.tag.group)!;
+      const hit = c.tag.in ? sql`(${s} && ${textArray(c.tag.in)})` : sql`(cardinality(${s}) > 0)`;
+      return (c.present ?? true) ? hit : sql`(not ${hit})`;
     }
     if ("field" in c) {
-      const col = sql.raw({ source: "c.source", gender: "c.gender", sourceState: "c.source_state" }[c.field]);
+      const col = sql.raw({ source: "q.source", gender: "q.gender", sourceState: "q.source_state" }[c.field]);
       const values = Array.isArray(c.value) ? c.value : [c.value];
-      if (c.op === "in") return sql`coalesce(${col} in (${sql.join(values.map((v) => sql`${v}`), sql`, `)}), false)`;
-      return c.op === "eq" ? sql`coalesce(${col} = ${values[0]!}, false)` : sql`(${col} is distinct from ${values[0]!})`;
+      if (c.op === "in") return sql`coalesce(${col} in (${sql.join(values.map(lit), sql`, `)}), false)`;
+      return c.op === "eq" ? sql`coalesce(${col} = ${lit(values[0]!)}, false)` : sql`(${col} is distinct from ${lit(values[0]!)})`;
     }
     if ("match" in c) return this.match(c.match);
     return this.cmp(this.score(c.score), c.op, this.n(c.value));
   }
 
-  /** Contacts a rule applies to in this pass (see `applicable` in the evaluator). */
-  applicable(r: Rule, mode: "backfill" | "schedule"): SQL {
-    if (mode === "schedule") return r.trigger.schedule === "daily" ? sql`true` : sql`false`;
+  /** Whether a rule runs for a contact in this pass (see `applicable` in the evaluator). */
+  applicable(r: Rule, mode: "backfill" | "schedule"): SQL | null {
+    if (mode === "schedule") return r.trigger.schedule === "daily" ? sql`true` : null;
     if (r.trigger.schedule === "daily") return sql`true`;
     const types = r.trigger.events!;
-    const colName = this.column(JSON.stringify({ has: [...types].sort() }), () => sql`bool_or(e.type in (${sql.join(types.map((t) => sql`${t}`), sql`, `)}))`);
-    return sql`coalesce(${sql.raw(`a.${colName}`)}, false)`;
+    const colName = this.column(JSON.stringify({ has: [...types].sort() }), () => sql`bool_or(e.type in (${sql.join(types.map(lit), sql`, `)}))`);
+    return sql`coalesce(${sql.raw(`q.${colName}`)}, false)`;
+  }
+
+  /**
+   * The rule chain as a few stacked subqueries over `q` (the level below), each fenced with
+   * `offset 0` so rows stream through once and no expression is duplicated by inlining. A level
+   * adds each rule's `f{i}` (it fired) and the new tags of the groups its actions touch; a new
+   * level starts only when a rule reads or writes a group an earlier rule of the current level
+   * wrote (the default rules need about ten levels for 23 rules). Returns a function of the base.
+   */
+  plan(chain: { i: number; r: Rule; applicable: SQL }[]): (base: SQL) => SQL {
+    const levels: SQL[][] = [];
+    let pending: SQL[] = [];
+    let pendingGroups = new Set<string>();
+    const flush = () => {
+      if (pending.length) levels.push(pending);
+      pending = [];
+      pendingGroups = new Set();
+    };
+    for (const { i, r, applicable } of chain) {
+      if (condGroups(r.when).some((g) => pendingGroups.has(g))) flush();
+      const touched = actionGroups(r.then);
+      if (touched.some((g) => pendingGroups.has(g))) flush();
+      const fired = sql`(${applicable} and ${this.cond(r.when)})`;
+      pending.push(sql`${fired} as ${sql.raw(`f${i}`)}`);
+      for (const g of touched) {
+        const old = this.state.get(g)!;
+        let cur = old;
+        for (const a of r.then) cur = this.applyAction(a, g, cur);
+        const name = `s${i}_${this.groups.indexOf(g)}`;
+        pending.push(sql`case when ${fired} then ${cur} else ${old} end as ${sql.raw(name)}`);
+        this.state.set(g, sql.raw(`q.${name}`));
+        pendingGroups.add(g);
+      }
+    }
+    flush();
+    return (base) =>
+      levels.reduce(
+        (inner, cols) => sql`select q.*, ${sql.join(cols, sql`, `)} from (${inner}) q offset 0`,
+        base,
+      );
+  }
+
+  private applyAction(a: Action, g: string, cur: SQL): SQL {
+    const addTag = (tag: string) => (this.exclusive.has(g) ? textArray([tag]) : sql`(case when ${lit(tag)} = any(${cur}) then ${cur} else ${cur} || ${lit(tag)} end)`);
+    if ("set" in a && a.set.group === g) return addTag(a.set.tag);
+    if ("add" in a && a.add.group === g) return addTag(a.add.tag);
+    if ("remove" in a && a.remove.group === g) return sql`array_remove(${cur}, ${lit(a.remove.tag)})`;
+    if ("clear" in a && a.clear.group === g) return sql`'{}'::text[]`;
+    return cur;
+  }
+
+  /** The groups' final references after every step. */
+  finals(): SQL[] {
+    return this.groups.map((g, i) => sql`${this.state.get(g)!} as ${sql.raw(`t${i}`)}`);
   }
 }
 
+function condGroups(c: Condition | undefined): string[] {
+  if (!c) return [];
+  if ("all" in c) return c.all.flatMap(condGroups);
+  if ("any" in c) return c.any.flatMap(condGroups);
+  if ("not" in c) return condGroups(c.not);
+  return "tag" in c ? [c.tag.group] : [];
+}
+
+function actionGroups(actions: Action[]): string[] {
+  const out: string[] = [];
+  for (const a of actions) {
+    const g = "set" in a ? a.set.group : "add" in a ? a.add.group : "remove" in a ? a.remove.group : "clear" in a ? a.clear.group : null;
+    if (g && !out.includes(g)) out.push(g);
+  }
+  return out;
+}
+
 /**
- * Run every applicable rule over all of a tenant's (not deleted) contacts. The rules run one
- * statement each on a working copy of the tenant's tags (a temporary table), so later rules see
- * earlier ones' effects; then only the net difference is written to contact_tags and tag_history,
- * each change attributed to the last rule that made it, as the incremental evaluator does.
+ * Which fired rule a changed tag is attributed to: the last (in chain order) that acted on it, as
+ * the incremental evaluator notes them. `x.name` is the tag, `r.f{i}` whether rule i fired.
  */
-export async function runSetBased({ ctx, mode, now, rules, dryRun = false }: { ctx: Ctx; mode: "backfill" | "schedule"; now?: Date; rules?: ActiveRules; dryRun?: boolean }): Promise<SetBasedResult> {
-  const { ruleSet, version, exclusiveGroups } = rules ?? (await activeRules(dbOf(ctx), ctx.tenantId));
+function attribution(chain: { i: number; r: Rule }[], group: string, action: "add" | "remove", exclusive: boolean): SQL {
+  const whens: SQL[] = [];
+  for (const { i, r } of [...chain].reverse()) {
+    const conds: SQL[] = [];
+    for (const a of r.then) {
+      const ref = "set" in a ? a.set : "add" in a ? a.add : null;
+      if (ref && ref.group === group) {
+        // set / add note the tag they set and (set always, add in exclusive groups) the ones they displace.
+        if (action === "add") conds.push(sql`x.name = ${lit(ref.tag)}`);
+        else if ("set" in a || exclusive) conds.push(sql`true`);
+      }
+      if (action === "remove" && "remove" in a && a.remove.group === group) conds.push(sql`x.name = ${lit(a.remove.tag)}`);
+      if (action === "remove" && "clear" in a && a.clear.group === group) conds.push(sql`true`);
+    }
+    if (conds.length) whens.push(sql`when r.${sql.raw(`f${i}`)} and (${sql.join(conds, sql` or `)}) then ${lit(r.id)}`);
+  }
+  return whens.length ? sql`(case ${sql.join(whens, sql` `)} else '?' end)` : sql`'?'::text`;
+}
+
+/** Split the uuid space into `n` equal ranges (random ids spread evenly over it). */
+function idRanges(n: number): { lo: string | null; hi: string | null }[] {
+  const bound = (k: number) => {
+    const v = Math.floor((k * 2 ** 32) / n).toString(16).padStart(8, "0");
+    return `${v}-0000-0000-0000-000000000000`;
+  };
+  return Array.from({ length: n }, (_, k) => ({ lo: k === 0 ? null : bound(k), hi: k === n - 1 ? null : bound(k + 1) }));
+}
+
+/**
+ * Run every applicable rule over all of a tenant's (not deleted) contacts and write the net
+ * changes (or, dry run, report them per tag without writing).
+ */
+export async function runSetBased({
+  ctx,
+  mode,
+  now,
+  rules,
+  dryRun = false,
+  chunk = CHUNK,
+}: {
+  ctx: Ctx;
+  mode: "backfill" | "schedule";
+  now?: Date;
+  rules?: ActiveRules;
+  dryRun?: boolean;
+  /** Contacts per chunk (tests use small chunks to cover the splitting). */
+  chunk?: number;
+}): Promise<SetBasedResult> {
+  const db = dbOf(ctx);
+  const { ruleSet, version, exclusiveGroups } = rules ?? (await activeRules(db, ctx.tenantId));
   const nowIso = (now ?? ctx.deps.now()).toISOString();
-  const compiler = new Compiler(ruleSet, nowIso);
-  return withTransaction(ctx, async (tx, ctx) => {
-    // One set-based pass per tenant at a time (a publish backfill and the nightly pass never interleave).
-    if (!dryRun) await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`siyu-tagging-${ctx.tenantId}`}))`);
-    const tagRows = await tx.select({ id: tags.id, groupId: tags.groupId, group: tagGroups.key, name: tags.name }).from(tags).innerJoin(tagGroups, eq(tagGroups.id, tags.groupId)).where(eq(tags.tenantId, ctx.tenantId));
-    const groupId = new Map(tagRows.map((t) => [t.group, t.groupId]));
-    const tagId = new Map(tagRows.map((t) => [`${t.group}\u0000${t.name}`, t.id]));
-    await tx.execute(sql`create temp table siyu_wt on commit drop as select contact_id, tag_id, coalesce(rule_id, '') as rule_id from contact_tags where tenant_id = ${ctx.tenantId}::uuid`);
-    await tx.execute(sql`create unique index on siyu_wt (contact_id, tag_id)`);
-    await tx.execute(sql`create temp table siyu_wt_removed (contact_id uuid not null, tag_id uuid not null, rule_id text not null, primary key (contact_id, tag_id)) on commit drop`);
-    // Compile every rule first (registering the aggregates they need), then compute those once.
-    const compiled = orderRules(ruleSet.rules).map((r) => ({ r, applicable: compiler.applicable(r, mode), cond: compiler.cond(r.when) }));
-    const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: sql`count(*)` }];
-    await tx.execute(sql`create temp table siyu_agg on commit drop as select e.contact_id, ${sql.join(cols.map((c) => sql`${c.expr} as ${sql.raw(c.name)}`), sql`, `)} from events e where e.tenant_id = ${ctx.tenantId}::uuid group by e.contact_id`);
-    await tx.execute(sql`create unique index on siyu_agg (contact_id)`);
-    let rulesRun = 0;
-    for (const { r, applicable, cond } of compiled) {
-      const matching = sql`select c.id from contacts c left join siyu_agg a on a.contact_id = c.id where c.tenant_id = ${ctx.tenantId}::uuid and c.deleted_at is null and ${applicable} and ${cond}`;
-      let ran = false;
-      for (const a of r.then) {
-        let del: SQL | null = null;
-        let ins: string | null = null;
-        if ("set" in a || "add" in a) {
-          const ref = "set" in a ? a.set : a.add;
-          const tid = tagId.get(`${ref.group}\u0000${ref.tag}`);
-          if (!tid) continue;
-          ins = tid;
-          if ("set" in a || exclusiveGroups.has(ref.group)) del = sql`w.tag_id in (select id from tags where group_id = ${groupId.get(ref.group)!}::uuid and id <> ${tid}::uuid)`;
-        } else if ("remove" in a) {
-          const tid = tagId.get(`${a.remove.group}\u0000${a.remove.tag}`);
-          if (!tid) continue;
-          del = sql`w.tag_id = ${tid}::uuid`;
-        } else if ("clear" in a) {
-          const gid = groupId.get(a.clear.group);
-          if (!gid) continue;
-          del = sql`w.tag_id in (select id from tags where group_id = ${gid}::uuid)`;
-        } else continue; // scores are computed from events; leads and enrollments are not tags
-        ran = true;
-        const delCte = del ? sql`delete from siyu_wt w where w.contact_id in (select id from m) and ${del} returning w.contact_id, w.tag_id` : sql`select null::uuid as contact_id, null::uuid as tag_id where false`;
-        const insCte = ins ? sql`insert into siyu_wt (contact_id, tag_id, rule_id) select id, ${ins}::uuid, ${r.id} from m on conflict (contact_id, tag_id) do update set rule_id = excluded.rule_id returning contact_id` : sql`select null::uuid as contact_id where false`;
-        await tx.execute(sql`
-          with m as (${matching}),
-          del as (${delCte}),
-          rem as (insert into siyu_wt_removed select contact_id, tag_id, ${r.id} from del on conflict (contact_id, tag_id) do update set rule_id = excluded.rule_id returning 1),
-          ins as (${insCte})
-          select (select count(*) from rem) + (select count(*) from ins) as n`);
-      }
-      if (ran) rulesRun++;
-    }
-    if (dryRun) {
-      // Nothing is written: compare the working copy with the real tags and report per tag.
-      const rows = rowsOf<{ grp: string; tag: string; kind: string; n: number; sample: string[] }>(
-        await tx.execute(sql`
-          select g.key as grp, t.name as tag, d.kind, count(*)::int as n, (array_agg(d.contact_id::text order by d.contact_id))[1:5] as sample
-          from (
-            select w.contact_id, w.tag_id, 'gain' as kind from siyu_wt w
-              where not exists (select 1 from contact_tags ct where ct.contact_id = w.contact_id and ct.tag_id = w.tag_id)
-            union all
-            select ct.contact_id, ct.tag_id, 'loss' from contact_tags ct
-              where ct.tenant_id = ${ctx.tenantId}::uuid
-                and ct.contact_id in (select id from contacts where tenant_id = ${ctx.tenantId}::uuid and deleted_at is null)
-                and not exists (select 1 from siyu_wt w where w.contact_id = ct.contact_id and w.tag_id = ct.tag_id)
-          ) d join tags t on t.id = d.tag_id join tag_groups g on g.id = t.group_id
-          group by g.key, t.name, d.kind order by g.key, t.name`),
-      );
-      const byTag = new Map<string, NonNullable<SetBasedResult["preview"]>[number]>();
-      for (const r of rows) {
-        const key = `${r.grp}:${r.tag}`;
-        const e = byTag.get(key) ?? { group: r.grp, tag: r.tag, gains: 0, losses: 0, sampleGains: [], sampleLosses: [] };
-        if (r.kind === "gain") Object.assign(e, { gains: r.n, sampleGains: r.sample });
-        else Object.assign(e, { losses: r.n, sampleLosses: r.sample });
-        byTag.set(key, e);
-      }
-      const preview = [...byTag.values()];
-      return { rules: rulesRun, added: preview.reduce((n, p) => n + p.gains, 0), removed: preview.reduce((n, p) => n + p.losses, 0), preview };
-    }
-    // Only the net difference reaches the real tables.
-    const removed = rowsOf<{ n: number }>(
-      await tx.execute(sql`
-        with gone as (
-          delete from contact_tags ct where ct.tenant_id = ${ctx.tenantId}::uuid
-            and ct.contact_id in (select id from contacts where tenant_id = ${ctx.tenantId}::uuid and deleted_at is null)
-            and not exists (select 1 from siyu_wt w where w.contact_id = ct.contact_id and w.tag_id = ct.tag_id)
-          returning ct.contact_id, ct.tag_id),
-        hist as (
-          insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
-          select ${ctx.tenantId}::uuid, g.contact_id, g.tag_id, 'remove', 'rule', r.rule_id, ${version}::int
-          from gone g left join siyu_wt_removed r on r.contact_id = g.contact_id and r.tag_id = g.tag_id
-          returning 1)
-        select count(*)::int as n from hist`),
-    );
-    const added = rowsOf<{ n: number }>(
-      await tx.execute(sql`
-        with fresh as (
-          insert into contact_tags (tenant_id, contact_id, tag_id, source, rule_id, rule_version)
-          select ${ctx.tenantId}::uuid, w.contact_id, w.tag_id, 'rule', w.rule_id, ${version}::int from siyu_wt w
-          where not exists (select 1 from contact_tags ct where ct.contact_id = w.contact_id and ct.tag_id = w.tag_id)
-          returning contact_id, tag_id, rule_id),
-        hist as (
-          insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
-          select ${ctx.tenantId}::uuid, contact_id, tag_id, 'add', 'rule', rule_id, ${version}::int from fresh
-          returning 1)
-        select count(*)::int as n from hist`),
-    );
-    return { rules: rulesRun, added: added[0]?.n ?? 0, removed: removed[0]?.n ?? 0 };
+  const compiler = new Compiler(ruleSet, nowIso, exclusiveGroups);
+  const chain = orderRules(ruleSet.rules).flatMap((r) => {
+    const applicable = compiler.applicable(r, mode);
+    return applicable ? [{ r, applicable }] : [];
   });
+  const numbered = chain.map(({ r }, i) => ({ i, r }));
+  const chainOver = compiler.plan(chain.map(({ r, applicable }, i) => ({ i, r, applicable })));
+  const written = new Set(chain.flatMap(({ r }) => actionGroups(r.then)));
+  const rulesRun = chain.filter(({ r }) => actionGroups(r.then).length).length;
+  const empty: SetBasedResult = { rules: rulesRun, added: 0, removed: 0, contacts: 0, ...(dryRun ? { preview: [] } : {}) };
+  if (!chain.length || !written.size) return empty;
+
+  const tagRows = await db.select({ id: tags.id, group: tagGroups.key, name: tags.name }).from(tags).innerJoin(tagGroups, eq(tagGroups.id, tags.groupId)).where(eq(tags.tenantId, ctx.tenantId));
+  const groupTags = tagRows.filter((t) => compiler.groups.includes(t.group));
+  // Tags the tenant deleted are not written (as in the incremental path); an empty list still needs a well-typed VALUES.
+  const tagMap = groupTags.length
+    ? sql`(values ${sql.join(
+        groupTags.map((t) => sql`(${lit(t.group)}, ${lit(t.name)}, ${t.id}::uuid)`),
+        sql`, `,
+      )}) as tm(grp, name, tag_id)`
+    : sql`(select null::text as grp, null::text as name, null::uuid as tag_id where false) tm`;
+  const groupIds = [...new Set(groupTags.map((t) => t.id))];
+  const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: sql`count(*)` }];
+  const tenant = sql`${ctx.tenantId}::uuid`;
+
+  const [{ n: total } = { n: 0 }] = rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from contacts where tenant_id = ${tenant} and deleted_at is null`));
+  const ranges = idRanges(Math.max(1, Math.ceil(total / chunk)));
+
+  const chunkSql = (lo: string | null, hi: string | null) => {
+    const range = (col: string) => sql.join([...(lo ? [sql`${sql.raw(col)} >= ${lo}::uuid`] : []), ...(hi ? [sql`${sql.raw(col)} < ${hi}::uuid`] : []), sql`true`], sql` and `);
+    const current = groupIds.length
+      ? sql`select ct.contact_id, ${sql.join(
+          compiler.groups.map((g, i) => sql`coalesce(array_agg(tm.name) filter (where tm.grp = ${lit(g)}), '{}'::text[]) as ${sql.raw(`g${i}`)}`),
+          sql`, `,
+        )}
+          from contact_tags ct join ${tagMap} on tm.tag_id = ct.tag_id
+          where ct.tenant_id = ${tenant} and ${range("ct.contact_id")} group by ct.contact_id`
+      : sql`select null::uuid as contact_id ${sql.join(
+          compiler.groups.map((_, i) => sql`, '{}'::text[] as ${sql.raw(`g${i}`)}`),
+          sql``,
+        )} where false`;
+    const base = sql`
+      select c.id as cid, c.source, c.gender, c.source_state, ${sql.join(
+        cols.map((col) => sql.raw(`a.${col.name}`)),
+        sql`, `,
+      )}, ${sql.join(
+        compiler.groups.map((_, i) => sql.raw(`coalesce(cur.g${i}, '{}'::text[]) as g${i}`)),
+        sql`, `,
+      )}
+      from contacts c
+      left join (select e.contact_id, ${sql.join(
+        cols.map((col) => sql`${col.expr} as ${sql.raw(col.name)}`),
+        sql`, `,
+      )} from ${compiler.eventsSource(sql`e.tenant_id = ${tenant} and ${range("e.contact_id")}`)} e group by e.contact_id) a on a.contact_id = c.id
+      left join (${current}) cur on cur.contact_id = c.id
+      where c.tenant_id = ${tenant} and c.deleted_at is null and ${range("c.id")}`;
+    const chained = chainOver(base);
+    const result = sql`
+      select q.cid, ${sql.join(
+        compiler.groups.map((_, i) => sql.raw(`q.g${i}`)),
+        sql`, `,
+      )}, ${sql.join(compiler.finals(), sql`, `)}, ${sql.join(
+        numbered.map(({ i }) => sql.raw(`q.f${i}`)),
+        sql`, `,
+      )}
+      from (${chained}) q`;
+    // The differences per group: tags gained and lost, each with the rule it is attributed to.
+    const diffs = compiler.groups.flatMap((g, i) => {
+      if (!written.has(g)) return [];
+      const ex = exclusiveGroups.has(g);
+      return [
+        sql`select r.cid, ${lit(g)} as grp, x.name, 'add' as action, ${attribution(numbered, g, "add", ex)} as rule_id from r cross join unnest(r.${sql.raw(`t${i}`)}) x(name) where not (x.name = any(r.${sql.raw(`g${i}`)}))`,
+        sql`select r.cid, ${lit(g)} as grp, x.name, 'remove' as action, ${attribution(numbered, g, "remove", ex)} as rule_id from r cross join unnest(r.${sql.raw(`g${i}`)}) x(name) where not (x.name = any(r.${sql.raw(`t${i}`)}))`,
+      ];
+    });
+    return sql`with r as materialized (${result}),
+      d as materialized (select d.cid, tm.tag_id, d.grp, d.name, d.action, d.rule_id from (${sql.join(diffs, sql` union all `)}) d join ${tagMap} on tm.grp = d.grp and tm.name = d.name)`;
+  };
+
+  const inTransaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => (ctx.tx ? fn(ctx.tx) : ctx.deps.db.transaction(fn));
+  const runChunk = async (k: number) => {
+    const { lo, hi } = ranges[k]!;
+    const head = chunkSql(lo, hi);
+    if (dryRun) {
+      return inTransaction(async (tx) => {
+        await tx.execute(sql`set local jit = off`);
+        return rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
+        await tx.execute(sql`${head}
+          select d.grp, d.name, d.action, count(*)::int as n, (array_agg(d.cid::text order by d.cid))[1:5] as sample, (select count(*)::int from r) as contacts
+          from d group by d.grp, d.name, d.action
+          union all select null, null, null, 0, null, (select count(*)::int from r)`),
+        );
+      });
+    }
+    return inTransaction(async (tx) => {
+      // The statement is large and runs once: compiling it (JIT) took longer than running it.
+      await tx.execute(sql`set local jit = off`);
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${tagLockKeys(ctx.tenantId)[k % PARALLEL]!}::text))`);
+      return rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
+        await tx.execute(sql`${head},
+          del as (delete from contact_tags ct using d where d.action = 'remove' and ct.tenant_id = ${tenant} and ct.contact_id = d.cid and ct.tag_id = d.tag_id returning ct.contact_id, ct.tag_id),
+          ins as (insert into contact_tags (tenant_id, contact_id, tag_id, source, rule_id, rule_version)
+            select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int from d where d.action = 'add'
+            on conflict (contact_id, tag_id) do nothing returning contact_id, tag_id),
+          done as (select contact_id, tag_id, 'remove' as action from del union all select contact_id, tag_id, 'add' from ins),
+          hist as (insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
+            select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int
+            from d join done on done.contact_id = d.cid and done.tag_id = d.tag_id and done.action = d.action
+            returning action)
+          select null as grp, null as name, h.action, count(*)::int as n, null as sample, (select count(*)::int from r) as contacts from hist h group by h.action
+          union all select null, null, null, 0, null, (select count(*)::int from r)`),
+      );
+    });
+  };
+
+  // Chunks run PARALLEL at a time, each on its own connection.
+  const results: Awaited<ReturnType<typeof runChunk>>[] = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < ranges.length) {
+      const k = next++;
+      results[k] = await runChunk(k);
+    }
+  };
+  if (ctx.tx) {
+    // Inside a caller's transaction (tests, one-off tools): one chunk at a time on that transaction.
+    for (let k = 0; k < ranges.length; k++) results[k] = await runChunk(k);
+  } else await Promise.all(Array.from({ length: Math.min(PARALLEL, ranges.length) }, lane));
+
+  const out: SetBasedResult = { rules: rulesRun, added: 0, removed: 0, contacts: 0 };
+  const byTag = new Map<string, NonNullable<SetBasedResult["preview"]>[number]>();
+  for (const rows of results) {
+    for (const row of rows) {
+      if (row.action === null) {
+        out.contacts += row.contacts;
+        continue;
+      }
+      if (row.action === "add") out.added += row.n;
+      else out.removed += row.n;
+      if (!dryRun) continue;
+      const key = `${row.grp}:${row.name}`;
+      const e = byTag.get(key) ?? { group: row.grp, tag: row.name, gains: 0, losses: 0, sampleGains: [], sampleLosses: [] };
+      if (row.action === "add") {
+        e.gains += row.n;
+        e.sampleGains = [...e.sampleGains, ...row.sample].sort().slice(0, 5);
+      } else {
+        e.losses += row.n;
+        e.sampleLosses = [...e.sampleLosses, ...row.sample].sort().slice(0, 5);
+      }
+      byTag.set(key, e);
+    }
+  }
+  if (dryRun) out.preview = [...byTag.values()].sort((a, b) => (a.group === b.group ? (a.tag < b.tag ? -1 : 1) : a.group < b.group ? -1 : 1));
+  return out;
 }
 
 function rowsOf<T>(r: unknown): T[] {
