@@ -180,3 +180,28 @@ describe("set-based pass and events worker", () => {
     expect(tagsNow.body.tags.find((x: { group: string }) => x.group === "visit")).toMatchObject({ name: "沉睡", reason: { ruleId: "visit-dormant" } });
   });
 });
+
+describe("nightly recheck times", () => {
+  it("a new contact is due, a pass sets when it is next due, and an edit makes it due again", async () => {
+    const { runSetBased } = await import("../../src/services/tagging/set-based");
+    const { systemCtx } = await import("../../src/services/context");
+    // -Infinity: due now ('-infinity' in PostgreSQL); otherwise the time in ms.
+    const recheck = async (id: string) => {
+      const r = await t.rt.deps.db.execute(sql`select recheck_at = '-infinity' as due, extract(epoch from recheck_at) * 1000 as ms from contact_tag_rechecks where contact_id = ${id}::uuid`);
+      const [row] = (Array.isArray(r) ? r : (r as unknown as { rows: unknown[] }).rows) as { due: boolean; ms: string }[];
+      return row!.due ? -Infinity : Math.round(Number(row!.ms));
+    };
+    const admin = client(t.app, tenant.tokens.admin);
+    const c = await admin.post("/v1/contacts", { name: "复查测试" });
+    expect(await recheck(c.body.id)).toBe(-Infinity);
+    // A visit 100 days ago: dormant (180 days) is due 80 days from now.
+    await send([{ type: "visit", contactId: c.body.id, occurredAt: ago(100), idempotencyKey: `rc-${c.body.id}`, data: {} }]);
+    expect(await recheck(c.body.id)).toBe(-Infinity); // the worker made it due
+    await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "schedule" });
+    const next = await recheck(c.body.id);
+    const visitAt = (await t.rt.deps.db.select().from(events).where(eq(events.idempotencyKey, `rc-${c.body.id}`)))[0]!.occurredAt.getTime();
+    expect(next).toBe(visitAt + 180 * 86_400_000);
+    expect((await admin.patch(`/v1/contacts/${c.body.id}`, { gender: "female" })).status).toBe(200);
+    expect(await recheck(c.body.id)).toBe(-Infinity);
+  });
+});

@@ -78,3 +78,22 @@ export const tagHistory = pgTable(
   },
   (t) => [index("tag_history_tenant_contact_idx").on(t.tenantId, t.contactId, t.at)],
 );
+
+/**
+ * When each contact's time-based tags (the rules with `schedule: daily`) may next change: the
+ * earliest moment an event leaves a rule's window, a days-since threshold is crossed or a decaying
+ * score crosses a threshold. The nightly pass evaluates only contacts that are due; every contact
+ * starts due (a trigger adds the row), and anything that changes a contact's events, tags or fields
+ * makes it due again ('-infinity'). NULL: nothing time-based can change until something happens.
+ * Deliberately without an index on recheck_at, and half-filled pages (fillfactor 50, set in the
+ * migration): a pass rewrites most rows as HOT updates, and finding the due ones is one sequential
+ * scan of a narrow table.
+ */
+export const contactTagRechecks = pgTable(
+  "contact_tag_rechecks",
+  {
+    contactId: uuid("contact_id").primaryKey(),
+    tenantId: uuid("tenant_id").notNull(),
+    recheckAt: timestamp("recheck_at", { withTimezone: true }),
+  },
+);

@@ -7,6 +7,7 @@ import { AppError, ValidationError } from "../../errors";
 import { audit, requirePermission, requirePii, withTransaction, type AuditEntry, type Ctx } from "../context";
 import { findByKeys } from "./internal";
 import { auditSnapshot, ContactFields, type ContactRow } from "./schemas";
+import { markTagsDue } from "../tagging/recheck";
 
 export const ImportContactsOptions = z.object({
   /** update: fill existing contacts (matched by phone or external id) with the row's values; skip: leave them. */
@@ -232,6 +233,7 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
         .where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, match.id)))
         .returning();
       report.updated++;
+      await markTagsDue(tx, ctx.tenantId, [match.id]);
       audits.push({ action: "contact.update", entityType: "contact", entityId: match.id, before: auditSnapshot(match), after: { ...auditSnapshot(row!), via: "import" } });
     }
     if (inserts.length) {

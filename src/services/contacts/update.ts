@@ -6,6 +6,7 @@ import { audit, requirePermission, withTransaction, type Ctx } from "../context"
 import { duplicateError } from "./create";
 import { checkReferences, findByKeys, loadVisibleContact, phoneColumns } from "./internal";
 import { auditSnapshot, toContactView, UpdateContactInput, type ContactView } from "./schemas";
+import { markTagsDue } from "../tagging/recheck";
 
 export { UpdateContactInput };
 
@@ -43,6 +44,8 @@ export async function updateContact({ ctx, id, input }: { ctx: Ctx; id: string; 
         .set(set)
         .where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, id)))
         .returning();
+      // Time-based tag rules may read the fields (source, gender, state): the nightly pass looks again.
+      await markTagsDue(tx, ctx.tenantId, [id]);
       await audit(tx, ctx, {
         action: "contact.update",
         entityType: "contact",

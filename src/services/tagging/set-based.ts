@@ -4,6 +4,7 @@ import { tagGroups, tags } from "../../db/schema/index";
 import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
 import type { Action, Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
 import { dbOf, type Ctx } from "../context";
+import { uuidArray } from "./recheck";
 import { activeRules, type ActiveRules } from "./rule-set";
 
 /**
@@ -225,6 +226,62 @@ class Compiler {
     return this.cmp(this.score(c.score), c.op, this.n(c.value));
   }
 
+  /**
+   * When the daily rules' results may next change without new facts, as a timestamptz over q
+   * (NULL: never). The earliest of: an event leaving a window a daily rule reads (or entering it,
+   * for events dated in the future), a days-since value reaching a threshold it is compared
+   * with, a decaying score falling to a threshold (no earlier than the fastest half-life allows).
+   * Conservative: an early recheck only costs one evaluation, which computes the next time.
+   */
+  recheck(rules: Rule[]): SQL {
+    const parts: SQL[] = [];
+    const days = (col: string, k: number) => sql`(${sql.raw(`q.${col}`)} + make_interval(secs => ${k * 86400}::float8))`;
+    const future = this.column("future", () => sql`min(e.occurred_at) filter (where e.occurred_at > ${this.now})`);
+    parts.push(sql.raw(`q.${future}`));
+    const visit = (c: Condition | undefined): void => {
+      if (!c) return;
+      if ("all" in c) return c.all.forEach(visit);
+      if ("any" in c) return c.any.forEach(visit);
+      if ("not" in c) return visit(c.not);
+      if ("agg" in c) {
+        const a = c.agg;
+        const w = a.windowDays === undefined ? undefined : this.n(a.windowDays);
+        if (w !== undefined) {
+          const col = this.column(JSON.stringify({ exit: a.events, w, where: a.where }), () => sql`min(e.occurred_at) filter (where ${this.filter(a.events, w, a.where)})`);
+          parts.push(days(col, w));
+        }
+        if (a.metric === "days_since") {
+          const v = this.n(c.value);
+          if (!Number.isFinite(v)) return;
+          const col = this.column(JSON.stringify({ lastAt: a.events, w, where: a.where }), () => sql`max(e.occurred_at) filter (where ${this.filter(a.events, w, a.where)})`);
+          for (const k of new Set([Math.floor(v), Math.floor(v) + 1, Math.ceil(v)])) parts.push(days(col, k));
+        }
+        return;
+      }
+      if ("match" in c) {
+        const w = c.match.windowDays === undefined ? undefined : this.n(c.match.windowDays);
+        if (w === undefined) return;
+        const col = this.column(JSON.stringify({ exitAny: w }), () => sql`min(e.occurred_at) filter (where ${this.window(w)})`);
+        parts.push(days(col, w));
+        return;
+      }
+      if ("score" in c) {
+        const v = this.n(c.value);
+        if (!Number.isFinite(v)) return;
+        const terms = this.set.rules.flatMap((r) => r.then.flatMap((a) => ("score" in a && a.score.name === c.score && r.trigger.events ? [{ add: this.n(a.score.add), hl: a.score.halfLifeDays }] : [])));
+        if (!terms.length) return;
+        const score = this.score(c.score);
+        if (terms.every((t) => t.add > 0)) {
+          // Falling only: from S above V it cannot reach V sooner than the fastest half-life takes.
+          const hl = Math.min(...terms.map((t) => t.hl));
+          if (v > 0) parts.push(sql`(case when (${score}) > ${v}::float8 then ${this.now} + make_interval(secs => ${hl * 86400}::float8 * ln((${score}) / ${v}::float8) / ln(2::float8)) end)`);
+        } else parts.push(sql`(case when (${score}) <> 0 then ${this.now} + interval '1 day' end)`);
+      }
+    };
+    for (const r of rules) if (r.trigger.schedule === "daily") visit(r.when);
+    return sql`(select min(x) from unnest(array[${sql.join(parts, sql`, `)}]::timestamptz[]) x where x > ${this.now})`;
+  }
+
   /** Whether a rule runs for a contact in this pass (see `applicable` in the evaluator). */
   applicable(r: Rule, mode: "backfill" | "schedule"): SQL | null {
     if (mode === "schedule") return r.trigger.schedule === "daily" ? sql`true` : null;
@@ -368,6 +425,7 @@ export async function runSetBased({
   });
   const numbered = chain.map(({ r }, i) => ({ i, r }));
   const chainOver = compiler.plan(chain.map(({ r, applicable }, i) => ({ i, r, applicable })));
+  const recheckAt = compiler.recheck(ruleSet.rules);
   const written = new Set(chain.flatMap(({ r }) => actionGroups(r.then)));
   const rulesRun = chain.filter(({ r }) => actionGroups(r.then).length).length;
   const empty: SetBasedResult = { rules: rulesRun, added: 0, removed: 0, contacts: 0, ...(dryRun ? { preview: [] } : {}) };
@@ -386,11 +444,24 @@ export async function runSetBased({
   const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: sql`count(*)` }];
   const tenant = sql`${ctx.tenantId}::uuid`;
 
-  const [{ n: total } = { n: 0 }] = rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from contacts where tenant_id = ${tenant} and deleted_at is null`));
-  const ranges = idRanges(Math.max(1, Math.ceil(total / chunk)));
+  // The contacts of each chunk: id ranges over the whole tenant (backfill), or the contacts whose
+  // time-based tags are due (nightly), in lists of `chunk` ids.
+  type Scope = { lo: string | null; hi: string | null } | { ids: string[] };
+  let scopes: Scope[];
+  if (mode === "schedule") {
+    const due = rowsOf<{ id: string }>(await db.execute(sql`select contact_id as id from contact_tag_rechecks where tenant_id = ${tenant} and recheck_at <= ${nowIso}::timestamptz order by contact_id`)).map((r) => r.id);
+    scopes = [];
+    for (let i = 0; i < due.length; i += chunk) scopes.push({ ids: due.slice(i, i + chunk) });
+  } else {
+    const [{ n: total } = { n: 0 }] = rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from contacts where tenant_id = ${tenant} and deleted_at is null`));
+    scopes = idRanges(Math.max(1, Math.ceil(total / chunk)));
+  }
 
-  const chunkSql = (lo: string | null, hi: string | null) => {
-    const range = (col: string) => sql.join([...(lo ? [sql`${sql.raw(col)} >= ${lo}::uuid`] : []), ...(hi ? [sql`${sql.raw(col)} < ${hi}::uuid`] : []), sql`true`], sql` and `);
+  const chunkSql = (scope: Scope) => {
+    const range = (col: string) =>
+      "ids" in scope
+        ? sql`${sql.raw(col)} = any(${uuidArray(scope.ids)}::uuid[])`
+        : sql.join([...(scope.lo ? [sql`${sql.raw(col)} >= ${scope.lo}::uuid`] : []), ...(scope.hi ? [sql`${sql.raw(col)} < ${scope.hi}::uuid`] : []), sql`true`], sql` and `);
     const current = groupIds.length
       ? sql`select ct.contact_id, ${sql.join(
           compiler.groups.map((g, i) => sql`coalesce(array_agg(tm.name) filter (where tm.grp = ${lit(g)}), '{}'::text[]) as ${sql.raw(`g${i}`)}`),
@@ -403,7 +474,7 @@ export async function runSetBased({
           sql``,
         )} where false`;
     const base = sql`
-      select c.id as cid, c.source, c.gender, c.source_state, ${sql.join(
+      select c.id as cid, c.source, c.gender, c.source_state, k.recheck_at as old_recheck, (k.contact_id is null) as no_recheck, ${sql.join(
         cols.map((col) => sql.raw(`a.${col.name}`)),
         sql`, `,
       )}, ${sql.join(
@@ -416,6 +487,7 @@ export async function runSetBased({
         sql`, `,
       )} from ${compiler.eventsSource(sql`e.tenant_id = ${tenant} and ${range("e.contact_id")}`)} e group by e.contact_id) a on a.contact_id = c.id
       left join (${current}) cur on cur.contact_id = c.id
+      left join contact_tag_rechecks k on k.contact_id = c.id
       where c.tenant_id = ${tenant} and c.deleted_at is null and ${range("c.id")}`;
     const chained = chainOver(base);
     const result = sql`
@@ -425,7 +497,7 @@ export async function runSetBased({
       )}, ${sql.join(compiler.finals(), sql`, `)}, ${sql.join(
         numbered.map(({ i }) => sql.raw(`q.f${i}`)),
         sql`, `,
-      )}
+      )}, q.old_recheck, q.no_recheck, ${recheckAt} as next_at
       from (${chained}) q`;
     // The differences per group: tags gained and lost, each with the rule it is attributed to.
     const diffs = compiler.groups.flatMap((g, i) => {
@@ -442,8 +514,8 @@ export async function runSetBased({
 
   const inTransaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => (ctx.tx ? fn(ctx.tx) : ctx.deps.db.transaction(fn));
   const runChunk = async (k: number) => {
-    const { lo, hi } = ranges[k]!;
-    const head = chunkSql(lo, hi);
+    const scope = scopes[k]!;
+    const head = chunkSql(scope);
     if (dryRun) {
       return inTransaction(async (tx) => {
         await tx.execute(sql`set local jit = off`);
@@ -469,7 +541,21 @@ export async function runSetBased({
           hist as (insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
             select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int
             from d join done on done.contact_id = d.cid and done.tag_id = d.tag_id and done.action = d.action
-            returning action)
+            returning action),
+          -- The next time these contacts' time-based tags may change. A contact made due meanwhile by
+          -- a writer without the tag lock (a contact edit) keeps '-infinity': the row must still hold
+          -- what this chunk read.
+          rcu as (update contact_tag_rechecks k set recheck_at = r.next_at from r
+            where k.contact_id = r.cid and k.recheck_at is not distinct from r.old_recheck and r.next_at is distinct from r.old_recheck returning 1),
+          rci as (insert into contact_tag_rechecks (contact_id, tenant_id, recheck_at) select r.cid, ${tenant}, r.next_at from r where r.no_recheck
+            on conflict (contact_id) do nothing returning 1)${
+              "ids" in scope
+                ? sql`,
+          -- Due contacts that were deleted: nothing to evaluate until they come back (an event makes them due).
+          gone as (update contact_tag_rechecks k set recheck_at = null where k.contact_id = any(${uuidArray(scope.ids)}::uuid[])
+            and k.recheck_at <= ${nowIso}::timestamptz and not exists (select 1 from r where r.cid = k.contact_id) returning 1)`
+                : sql``
+            }
           select null as grp, null as name, h.action, count(*)::int as n, null as sample, (select count(*)::int from r) as contacts from hist h group by h.action
           union all select null, null, null, 0, null, (select count(*)::int from r)`),
       );
@@ -480,15 +566,15 @@ export async function runSetBased({
   const results: Awaited<ReturnType<typeof runChunk>>[] = [];
   let next = 0;
   const lane = async () => {
-    while (next < ranges.length) {
+    while (next < scopes.length) {
       const k = next++;
       results[k] = await runChunk(k);
     }
   };
   if (ctx.tx) {
     // Inside a caller's transaction (tests, one-off tools): one chunk at a time on that transaction.
-    for (let k = 0; k < ranges.length; k++) results[k] = await runChunk(k);
-  } else await Promise.all(Array.from({ length: Math.min(PARALLEL, ranges.length) }, lane));
+    for (let k = 0; k < scopes.length; k++) results[k] = await runChunk(k);
+  } else await Promise.all(Array.from({ length: Math.min(PARALLEL, scopes.length) }, lane));
 
   const out: SetBasedResult = { rules: rulesRun, added: 0, removed: 0, contacts: 0 };
   const byTag = new Map<string, NonNullable<SetBasedResult["preview"]>[number]>();

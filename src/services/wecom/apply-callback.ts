@@ -11,6 +11,7 @@ import { ingestEvents } from "../events/ingest";
 import { loadWecomApp, type WecomApp } from "./settings";
 import { upsertFollow } from "./follows";
 import { reconcileTags } from "./sync";
+import { markTagsDue } from "../tagging/recheck";
 
 export type ApplyOutcome = "applied" | "already-processed" | "missing";
 
@@ -169,6 +170,7 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
     if (!existing.referrerContactId && referrer && referrer !== existing.id) set.referrerContactId = referrer;
     const [row] = await tx.update(contacts).set(set).where(eq(contacts.id, existing.id)).returning();
     await audit(tx, ctx, { action: "contact.update", entityType: "contact", entityId: existing.id, before: auditSnapshot(existing), after: { ...auditSnapshot(row!), via: "wecom" } });
+    await markTagsDue(tx, ctx.tenantId, [existing.id]); // fields and WeCom tags may change what time-based rules see
     if (input.follow) await upsertFollow(tx, ctx.tenantId, existing.id, input.userId, input.at, input.state);
     if (input.detail) await pullWecomTags(tx, ctx, existing.id, input.detail);
   });

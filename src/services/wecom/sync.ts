@@ -7,6 +7,7 @@ import type { BatchContactEntry } from "../../wecom/api/types";
 import { audit, dbOf, requirePermission, systemCtx, withTransaction, type Ctx, type ServiceDeps } from "../context";
 import { upsertFollow } from "./follows";
 import { loadWecomApp } from "./settings";
+import { markTagsDue } from "../tagging/recheck";
 
 export type SyncRun = typeof wecomSyncRuns.$inferSelect;
 
@@ -196,6 +197,7 @@ async function applyContactPage(ctx: Ctx, client: WecomClient, items: BatchConta
         if (!c.sourceState && item.follow_info.state) set.sourceState = item.follow_info.state;
         if (Object.keys(set).length) {
           const [row] = await tx.update(contacts).set({ ...set, updatedAt: ctx.deps.now() }).where(eq(contacts.id, c.id)).returning();
+          await markTagsDue(tx, ctx.tenantId, [c.id]);
           c = row!;
           byExt.set(ec.external_userid, row!);
           bump("contactsUpdated");
@@ -219,6 +221,7 @@ async function applyContactPage(ctx: Ctx, client: WecomClient, items: BatchConta
         await tx.insert(tagHistory).values({ tenantId: ctx.tenantId, contactId: c.id, tagId: t.id, action: "add", source: "wecom" });
         localIds.add(t.id);
         bump("tagsPulled");
+        await markTagsDue(tx, ctx.tenantId, [c.id]);
       }
       // Push: Siyu's tags are the truth for its own groups.
       const addTag = local.filter((l) => l.wecomTagId && !isWecomOrigin(l.key) && !remote.has(l.wecomTagId)).map((l) => l.wecomTagId!);
