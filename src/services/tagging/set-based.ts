@@ -487,7 +487,7 @@ export async function runSetBased({
         sql`, `,
       )} from ${compiler.eventsSource(sql`e.tenant_id = ${tenant} and ${range("e.contact_id")}`)} e group by e.contact_id) a on a.contact_id = c.id
       left join (${current}) cur on cur.contact_id = c.id
-      left join contact_tag_rechecks k on k.contact_id = c.id
+      left join contact_tag_rechecks k on k.contact_id = c.id and ${range("k.contact_id")}
       where c.tenant_id = ${tenant} and c.deleted_at is null and ${range("c.id")}`;
     const chained = chainOver(base);
     const result = sql`
@@ -508,14 +508,17 @@ export async function runSetBased({
         sql`select r.cid, ${lit(g)} as grp, x.name, 'remove' as action, ${attribution(numbered, g, "remove", ex)} as rule_id from r cross join unnest(r.${sql.raw(`g${i}`)}) x(name) where not (x.name = any(r.${sql.raw(`t${i}`)}))`,
       ];
     });
-    return sql`with r as materialized (${result}),
-      d as materialized (select d.cid, tm.tag_id, d.grp, d.name, d.action, d.rule_id from (${sql.join(diffs, sql` union all `)}) d join ${tagMap} on tm.grp = d.grp and tm.name = d.name)`;
+    return {
+      head: sql`with r as materialized (${result}),
+      d as materialized (select d.cid, tm.tag_id, d.grp, d.name, d.action, d.rule_id from (${sql.join(diffs, sql` union all `)}) d join ${tagMap} on tm.grp = d.grp and tm.name = d.name)`,
+      range,
+    };
   };
 
   const inTransaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => (ctx.tx ? fn(ctx.tx) : ctx.deps.db.transaction(fn));
   const runChunk = async (k: number) => {
     const scope = scopes[k]!;
-    const head = chunkSql(scope);
+    const { head, range } = chunkSql(scope);
     if (dryRun) {
       return inTransaction(async (tx) => {
         await tx.execute(sql`set local jit = off`);
@@ -533,20 +536,19 @@ export async function runSetBased({
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${tagLockKeys(ctx.tenantId)[k % PARALLEL]!}::text))`);
       return rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
         await tx.execute(sql`${head},
-          del as (delete from contact_tags ct using d where d.action = 'remove' and ct.tenant_id = ${tenant} and ct.contact_id = d.cid and ct.tag_id = d.tag_id returning ct.contact_id, ct.tag_id),
+          del as (delete from contact_tags ct using d where d.action = 'remove' and ct.tenant_id = ${tenant} and ct.contact_id = d.cid and ct.tag_id = d.tag_id),
+          -- Plain inserts (no ON CONFLICT, which costs a speculative insertion per row): the chunk
+          -- holds the tag lock every other writer of rule tags shares, so d is exactly what changes.
           ins as (insert into contact_tags (tenant_id, contact_id, tag_id, source, rule_id, rule_version)
-            select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int from d where d.action = 'add'
-            on conflict (contact_id, tag_id) do nothing returning contact_id, tag_id),
-          done as (select contact_id, tag_id, 'remove' as action from del union all select contact_id, tag_id, 'add' from ins),
+            select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int from d where d.action = 'add' returning 1),
           hist as (insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
-            select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int
-            from d join done on done.contact_id = d.cid and done.tag_id = d.tag_id and done.action = d.action
+            select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int from d
             returning action),
           -- The next time these contacts' time-based tags may change. A contact made due meanwhile by
           -- a writer without the tag lock (a contact edit) keeps '-infinity': the row must still hold
           -- what this chunk read.
           rcu as (update contact_tag_rechecks k set recheck_at = r.next_at from r
-            where k.contact_id = r.cid and k.recheck_at is not distinct from r.old_recheck and r.next_at is distinct from r.old_recheck returning 1),
+            where ${range("k.contact_id")} and k.contact_id = r.cid and k.recheck_at is not distinct from r.old_recheck and r.next_at is distinct from r.old_recheck returning 1),
           rci as (insert into contact_tag_rechecks (contact_id, tenant_id, recheck_at) select r.cid, ${tenant}, r.next_at from r where r.no_recheck
             on conflict (contact_id) do nothing returning 1)${
               "ids" in scope
