@@ -93,6 +93,28 @@ program
     process.exit(issues.length ? 1 : 0);
   });
 
+program
+  .command("rules")
+  .description("banned-word lists (compliance-rules/)")
+  .command("lint")
+  .description("validate a compliance-rules folder (default: the shipped one): headers, rows, categories, severities, duplicates, allow-list shadowing; exit 1 on any problem")
+  .argument("[dir]", "folder laid out like compliance-rules/")
+  .action(async (dir?: string) => {
+    const { lintListsCommand } = await import("./check-copy");
+    process.exit(await lintListsCommand(dir));
+  });
+
+program
+  .command("check-copy")
+  .description("check copy against the banned-word lists: one text file, or --jsonl FILE of {id, text} lines (prints {id, verdict, findings} lines); exit 1 when anything is blocked, 2 on bad input")
+  .argument("[file]", "a text file to check")
+  .option("--jsonl <file>", "check every {id, text} line of a JSONL file")
+  .option("--rules <dir>", "check against another folder laid out like compliance-rules/")
+  .action(async (file: string | undefined, o: { jsonl?: string; rules?: string }) => {
+    const { checkCopyCommand } = await import("./check-copy");
+    process.exit(await checkCopyCommand(file, o));
+  });
+
 const wecom = program.command("wecom").description("WeCom: sandbox simulations");
 wecom
   .command("simulate")

@@ -1,4 +1,9 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
+
+/** The shipped banned-word lists (compliance-rules/ at the repository root). */
+const SHIPPED_COMPLIANCE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../compliance-rules");
 
 /**
  * The one place that reads process.env. Everything else receives a Config.
@@ -37,6 +42,8 @@ export const EnvSchema = z.object({
   QUEUE_PREFIX: z.string().min(1).max(64).default("siyu"),
   /** Folder for the embedded database and the private redis-server. */
   DATA_DIR: z.string().min(1).default(".data"),
+  /** Banned-word lists, allow-list and review policy, laid out like compliance-rules/; edits reload without a restart. */
+  COMPLIANCE_RULES_DIR: z.string().min(1).default(SHIPPED_COMPLIANCE_DIR),
   /** Bearer token granted the admin role of the demo tenant at start. */
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   /** API token the CLI sends (import-contacts); ADMIN_TOKEN is used when unset. */

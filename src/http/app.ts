@@ -16,6 +16,7 @@ import { staffRoutes, tokenRoutes } from "./routes/staff";
 import { wecomCallbackRoutes, wecomRoutes } from "./routes/wecom";
 import { segmentRoutes } from "./routes/segments";
 import { tagRuleRoutes } from "./routes/tag-rules";
+import { complianceRoutes } from "./routes/compliance";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
 
@@ -78,6 +79,7 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/wecom", wecomRoutes());
   app.route("/v1/segments", segmentRoutes());
   app.route("/v1/tag-rules", tagRuleRoutes());
+  app.route("/v1/compliance", complianceRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });

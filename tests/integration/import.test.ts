@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -10,6 +9,7 @@ import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chunkCsv, decodeCsv } from "../../src/cli/import-contacts";
 import { contacts } from "../../src/db/schema/index";
+import { runSiyu } from "../helpers/cli";
 import { client, createTestTenant, type ApiResponse, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 
@@ -256,21 +256,7 @@ describe("siyu import-contacts (CLI against a real HTTP server)", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(ROOT, "bin/siyu.js"), "import-contacts", ...args], {
-        cwd: ROOT,
-        env: { ...t.env, PATH: process.env.PATH ?? "" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const runCli = (args: string[]) => runSiyu(["import-contacts", ...args], t.env);
 
   const copy = (name: string) => {
     const to = path.join(dir, name);

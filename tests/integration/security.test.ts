@@ -185,6 +185,8 @@ const SPECS: Record<string, OpSpec> = {
     },
   },
   "POST /v1/segments": { body: () => ({ name: `分群 ${randomUUID().slice(0, 8)}`, expression: "need:祛痘 AND NOT engagement:低" }), cross: { body: () => ({ name: `B ${randomUUID().slice(0, 8)}`, expression: "visit:复诊" }), expect: (res) => (res.status === 201 ? [] : [`expected 201, got ${res.status}`]) } },
+  // Checking copy reads no tenant data: every role may, and B's check shows nothing of A.
+  "POST /v1/compliance/check": { body: () => ({ text: "全网最低价，根治痘痘" }), cross: { body: () => ({ text: "第一次来院" }), expect: noLeak() } },
   "POST /v1/segments/preview": {
     body: () => ({ expression: "source = api" }),
     // B's preview of the same expression never counts or shows A's contacts.

@@ -25,6 +25,7 @@ export const PERMISSIONS = {
   "rules:read": ["admin", "marketing"],
   "rules:write": ["admin", "marketing"],
   "segments:write": ["admin", "marketing"],
+  "compliance:check": ["admin", "marketing", "consultant", "reviewer"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
