@@ -4,7 +4,7 @@
  * Runs under scripts/bench.sh, which provides throwaway PostgreSQL (durable settings) and Redis.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
@@ -21,6 +21,7 @@ import { systemCtx } from "../src/services/context";
 import { createStaff } from "../src/services/staff/create";
 import { createTenant } from "../src/services/tenants/create";
 import { createToken } from "../src/services/tokens/tokens";
+import { benchCompliance } from "./compliance";
 import { benchTagging, benchTagLatency } from "./tagging";
 // The same request builders the tests use (official @wecom/crypto, independent of our own crypto).
 import { contactEventXml, signedCallback, testWecomApp } from "../tests/helpers/wecom";
@@ -32,7 +33,7 @@ const CONCURRENCY = 4;
 const CALLBACKS = Number(process.env.BENCH_CALLBACKS ?? 20_000);
 const CALLBACK_CONCURRENCY = 8;
 
-/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, wecom) and leaves docs/benchmarks.md alone. */
+/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, compliance, wecom) and updates only their rows of docs/benchmarks.md. */
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim())) : null;
 const part = (name: string) => !ONLY || ONLY.has(name);
 
@@ -245,6 +246,8 @@ async function main() {
       await rtTag.close();
     }
 
+    if (part("compliance")) results.push(...(await benchCompliance()));
+
     if (part("wecom")) {
       const rtWecom = await freshRuntime("wecom", { DATABASE_URL: url("bench_wecom") });
       await benchWecomCallbacks(rtWecom);
@@ -254,7 +257,7 @@ async function main() {
     const doc = [
       "# Benchmarks",
       "",
-      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=events,tagging,latency (any of import, events, tagging, latency, wecom) to run parts without rewriting this page. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
+      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=compliance,latency (any of import, events, tagging, latency, compliance, wecom) to re-measure parts and replace only their rows. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
       "",
       `Run on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC:`,
       "",
@@ -266,10 +269,35 @@ async function main() {
       "",
     ].join("\n");
     if (!ONLY) writeFileSync(new URL("../docs/benchmarks.md", import.meta.url), doc);
+    else mergeRows(new URL("../docs/benchmarks.md", import.meta.url));
     process.stdout.write(doc);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A partial run (BENCH_ONLY) replaces the rows it measured (by name) and appends new ones; the rest of the page stays. */
+function mergeRows(file: URL) {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return;
+  }
+  const lines = text.split("\n");
+  for (const r of results) {
+    const row = `| ${r.name} | ${r.value} | ${r.detail} |`;
+    const at = lines.findIndex((l) => l.startsWith(`| ${r.name} |`));
+    if (at >= 0) lines[at] = row;
+    else {
+      let last = -1;
+      lines.forEach((l, i) => {
+        if (l.startsWith("| ")) last = i;
+      });
+      lines.splice(last + 1, 0, row);
+    }
+  }
+  writeFileSync(file, lines.join("\n"));
 }
 
 main().then(
