@@ -17,6 +17,7 @@ import { wecomCallbackRoutes, wecomRoutes } from "./routes/wecom";
 import { segmentRoutes } from "./routes/segments";
 import { tagRuleRoutes } from "./routes/tag-rules";
 import { complianceRoutes } from "./routes/compliance";
+import { postRoutes, reviewRoutes } from "./routes/posts";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
 
@@ -80,6 +81,8 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/segments", segmentRoutes());
   app.route("/v1/tag-rules", tagRuleRoutes());
   app.route("/v1/compliance", complianceRoutes());
+  app.route("/v1/posts", postRoutes());
+  app.route("/v1/reviews", reviewRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });

@@ -40,6 +40,11 @@ interface Refs {
   /** The tenant's WeCom CorpID (settings are set up for every tenant here). */
   corpId: string;
   segmentId: string;
+  /** A post by the tenant's marketing staff (routes that consume one replace it with a fresh one). */
+  postId: string;
+  postHash: string;
+  /** A post in review, by marketing: on every admin's and reviewer's queue. */
+  queuedPostId: string;
 }
 
 interface Operation {
@@ -54,7 +59,7 @@ type Expectation = (res: ApiResponse, a: Refs, b: Refs) => string[] | Promise<st
 
 interface OpSpec {
   /** What the `{id}` path parameter names. */
-  id?: "contact" | "staff" | "token" | "segment";
+  id?: "contact" | "staff" | "token" | "segment" | "post";
   /** Rows are limited to a consultant's own contacts: another consultant gets 404, not 403. */
   ownContactsOnly?: boolean;
   query?: (r: Refs) => string;
@@ -185,6 +190,14 @@ const SPECS: Record<string, OpSpec> = {
     },
   },
   "POST /v1/segments": { body: () => ({ name: `分群 ${randomUUID().slice(0, 8)}`, expression: "need:祛痘 AND NOT engagement:低" }), cross: { body: () => ({ name: `B ${randomUUID().slice(0, 8)}`, expression: "visit:复诊" }), expect: (res) => (res.status === 201 ? [] : [`expected 201, got ${res.status}`]) } },
+  "POST /v1/posts": { body: () => ({ kind: "community_post", body: "本周护肤讲座，欢迎报名。" }), cross: { body: () => ({ kind: "moments", body: "门诊时间调整" }), expect: noLeak() } },
+  "GET /v1/posts": { cross: { expect: noLeak((b) => [b.queuedPostId]) } },
+  "GET /v1/posts/{id}": { id: "post", cross: { expect: notFound } },
+  "PATCH /v1/posts/{id}": { id: "post", body: () => ({ body: `改过的文案 ${randomUUID()}` }), cross: { body: () => ({ body: "B 改 A 的文案" }), expect: notFound } },
+  "POST /v1/posts/{id}/submit": { id: "post", prepare: (r) => freshPost(r, false), cross: { expect: notFound } },
+  "POST /v1/posts/{id}/reviews": { id: "post", prepare: (r) => freshPost(r, true), body: (r) => ({ decision: "approve", contentHash: r.postHash }), cross: { body: (a) => ({ decision: "approve", contentHash: a.postHash }), expect: notFound } },
+  "GET /v1/posts/{id}/gate": { id: "post", cross: { expect: notFound } },
+  "GET /v1/reviews/queue": { cross: { expect: noLeak((b) => [b.queuedPostId]) } },
   // Checking copy reads no tenant data: every role may, and B's check shows nothing of A.
   "POST /v1/compliance/check": { body: () => ({ text: "全网最低价，根治痘痘" }), cross: { body: () => ({ text: "第一次来院" }), expect: noLeak() } },
   "POST /v1/segments/preview": {
@@ -262,7 +275,21 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   expect((await admin.post("/v1/events", event(contact.body.id))).status).toBe(202);
   const segment = await admin.post("/v1/segments", { name: `分群 ${tenant.slug}`, expression: "source = api OR visit:复诊" });
   expect(segment.status).toBe(201);
-  return { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id };
+  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "" };
+  await freshPost(refs, true);
+  refs.queuedPostId = refs.postId;
+  await freshPost(refs, false);
+  return refs;
+}
+
+/** A new post by the tenant's marketing staff, submitted for review or left a draft; it becomes refs.postId. */
+async function freshPost(r: Refs, submit: boolean): Promise<void> {
+  const mk = client(t.app, r.tenant.tokens.marketing);
+  const p = await mk.post("/v1/posts", { kind: "community_post", body: `会员日活动提醒 ${randomUUID()}` });
+  expect(p.status).toBe(201);
+  if (submit) expect((await mk.post(`/v1/posts/${p.body.id}/submit`)).status).toBe(200);
+  r.postId = p.body.id;
+  r.postHash = p.body.contentHash;
 }
 
 /** A real id of the kind the path takes; a throwaway token when the call would revoke it. */
@@ -270,6 +297,7 @@ async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise
   if (kind === "contact") return r.contactId;
   if (kind === "staff") return r.spareStaffId;
   if (kind === "segment") return r.segmentId;
+  if (kind === "post") return r.postId;
   if (kind === "token") {
     if (!destructive) return r.tokenId;
     return (await createToken({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), input: { staffId: r.spareStaffId, name: "throwaway" } })).id;

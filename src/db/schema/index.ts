@@ -6,3 +6,4 @@ export * from "./audit";
 export * from "./wecom";
 export * from "./segments";
 export * from "./rules";
+export * from "./posts";

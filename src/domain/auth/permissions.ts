@@ -26,6 +26,9 @@ export const PERMISSIONS = {
   "rules:write": ["admin", "marketing"],
   "segments:write": ["admin", "marketing"],
   "compliance:check": ["admin", "marketing", "consultant", "reviewer"],
+  "posts:read": ["admin", "marketing", "reviewer"],
+  "posts:write": ["admin", "marketing"],
+  "posts:review": ["admin", "reviewer"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
