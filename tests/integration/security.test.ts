@@ -45,6 +45,9 @@ interface Refs {
   postHash: string;
   /** A post in review, by marketing: on every admin's and reviewer's queue. */
   queuedPostId: string;
+  /** A channel QR code and a welcome_message post of the tenant. */
+  channelId: string;
+  welcomePostId: string;
 }
 
 interface Operation {
@@ -59,7 +62,7 @@ type Expectation = (res: ApiResponse, a: Refs, b: Refs) => string[] | Promise<st
 
 interface OpSpec {
   /** What the `{id}` path parameter names. */
-  id?: "contact" | "staff" | "token" | "segment" | "post";
+  id?: "contact" | "staff" | "token" | "segment" | "post" | "channel";
   /** Rows are limited to a consultant's own contacts: another consultant gets 404, not 403. */
   ownContactsOnly?: boolean;
   query?: (r: Refs) => string;
@@ -164,6 +167,7 @@ const SPECS: Record<string, OpSpec> = {
     cross: { body: (a) => ({ name: "偷来的顾问", staffIds: [a.tenant.staff.consultant.id] }), expect: invalid("staffIds") },
   },
   "GET /v1/wecom/channels": { cross: { expect: noLeak() } },
+  "PATCH /v1/wecom/channels/{id}": { id: "channel", body: (r) => ({ welcomePostId: r.welcomePostId }), cross: { body: (a) => ({ welcomePostId: a.welcomePostId }), expect: invalid("welcomePostId") } },
   "GET /v1/segments": { cross: { expect: noLeak() } },
   "GET /v1/tag-rules": { cross: { expect: noLeak() } },
   "PUT /v1/tag-rules/draft": { body: () => DRAFT, cross: { body: () => DRAFT, expect: (res) => (res.status === 200 ? [] : [`expected 200, got ${res.status}`]) } },
@@ -275,7 +279,10 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   expect((await admin.post("/v1/events", event(contact.body.id))).status).toBe(202);
   const segment = await admin.post("/v1/segments", { name: `分群 ${tenant.slug}`, expression: "source = api OR visit:复诊" });
   expect(segment.status).toBe(201);
-  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "" };
+  const welcome = await client(t.app, tenant.tokens.marketing).post("/v1/posts", { kind: "welcome_message", body: "{{name}}您好，欢迎咨询" });
+  const channel = await admin.post("/v1/wecom/channels", { name: `渠道 ${tenant.slug}`.slice(0, 30), staffIds: [tenant.staff.consultant.id] });
+  expect([welcome.status, channel.status]).toEqual([201, 201]);
+  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "", channelId: channel.body.id, welcomePostId: welcome.body.id };
   await freshPost(refs, true);
   refs.queuedPostId = refs.postId;
   await freshPost(refs, false);
@@ -298,6 +305,7 @@ async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise
   if (kind === "staff") return r.spareStaffId;
   if (kind === "segment") return r.segmentId;
   if (kind === "post") return r.postId;
+  if (kind === "channel") return r.channelId;
   if (kind === "token") {
     if (!destructive) return r.tokenId;
     return (await createToken({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), input: { staffId: r.spareStaffId, name: "throwaway" } })).id;

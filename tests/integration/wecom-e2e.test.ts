@@ -199,6 +199,38 @@ describe("WeCom end to end through the fake", () => {
     expect(dup.status).toBe(409);
   });
 
+  it("greets patients from a channel with its welcome message only once the message is approved, and never an edited one", async () => {
+    const mk = client(t.app, tenant.tokens.marketing);
+    const post = await mk.post("/v1/posts", { kind: "welcome_message", body: "{{name}}您好，欢迎关注示例门诊部，有问题随时咨询。" });
+    expect(post.status).toBe(201);
+    const wrongKind = await mk.post("/v1/posts", { kind: "moments", body: "朋友圈文案" });
+    expect((await mk.post("/v1/wecom/channels", { name: "错误欢迎语", staffIds: [tenant.staff.consultant.id], welcomePostId: wrongKind.body.id })).body.errors[0].field).toBe("welcomePostId");
+    const ch = await mk.post("/v1/wecom/channels", { name: "欢迎语渠道", staffIds: [tenant.staff.consultant.id], welcomePostId: post.body.id });
+    expect(ch.body.welcomePostId).toBe(post.body.id);
+    const welcomed = (ext: string) => fake.state.welcomeMessages.filter((m) => m.externalUserId === ext);
+    const processed = async (ext: string) => waitFor(async () => ((await eventsOf(ext)).some((e) => e.type === "contact_added") ? true : null), { what: "contact_added stored" });
+
+    // A draft is never sent.
+    const first = await fake.control.customerAddsStaff({ configId: ch.body.configId, name: "林女士" });
+    await processed(first.externalUserId);
+    expect(welcomed(first.externalUserId)).toEqual([]);
+
+    // Approved: sent, filled with the patient's name.
+    await mk.post(`/v1/posts/${post.body.id}/submit`);
+    expect((await client(t.app, tenant.tokens.reviewer).post(`/v1/posts/${post.body.id}/reviews`, { decision: "approve", contentHash: post.body.contentHash })).body.status).toBe("approved");
+    const second = await fake.control.customerAddsStaff({ configId: ch.body.configId, name: "郑女士" });
+    await waitFor(async () => (welcomed(second.externalUserId).length ? true : null), { what: "welcome message sent" });
+    expect(welcomed(second.externalUserId)[0]!.text).toEqual({ content: "郑女士您好，欢迎关注示例门诊部，有问题随时咨询。" });
+
+    // Edited after approval: a draft again, so the next patient gets nothing and the refusal is logged.
+    await mk.patch(`/v1/posts/${post.body.id}`, { body: "{{name}}您好，全城最低价等你来！" });
+    const third = await fake.control.customerAddsStaff({ configId: ch.body.configId, name: "吴先生" });
+    await processed(third.externalUserId);
+    expect(welcomed(third.externalUserId)).toEqual([]);
+    const audit = await client(t.app, tenant.tokens.admin).get(`/v1/audit?entityId=${post.body.id}`);
+    expect(audit.body.items.map((a: { action: string }) => a.action)).toEqual(expect.arrayContaining(["post.send", "post.send.refused"]));
+  });
+
   it("gives a patient a personal referral code; friends who scan it are linked to them (转介绍)", async () => {
     const api = client(t.app, tenant.tokens.consultant);
     const referrer = await api.post("/v1/contacts", { name: "推荐人" });

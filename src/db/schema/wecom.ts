@@ -106,6 +106,8 @@ export const wecomChannels = pgTable(
     staffUserIds: text("staff_user_ids").array().notNull(),
     /** The referrer, for referral codes. */
     contactId: uuid("contact_id"),
+    /** A welcome_message post sent (through the compliance gate) to every contact the code brings. */
+    welcomePostId: uuid("welcome_post_id"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex("wecom_channels_tenant_state_uq").on(t.tenantId, t.state), index("wecom_channels_tenant_contact_idx").on(t.tenantId, t.contactId)],

@@ -51,3 +51,8 @@ export function checkPost(checker: Checker, p: { title: string | null; body: str
 export function blocking(findings: readonly { severity: Severity }[], blockSeverities: readonly Severity[]): boolean {
   return findings.some((f) => blockSeverities.includes(f.severity));
 }
+
+/** The copy a recipient gets: the approved template filled with their values (no HTML escaping: WeCom text). */
+export function renderPost(body: string, data: Record<string, unknown>): string {
+  return Handlebars.compile(body, { noEscape: true, strict: false })(data);
+}

@@ -4,8 +4,8 @@ import { wecomCallbacks } from "../../metrics";
 import { CallbackRefused, receiveCallback, verifyCallbackUrl } from "../../services/wecom/receive-callback";
 import { getWecomSettings, putWecomSettings, PutWecomSettingsInput } from "../../services/wecom/settings";
 import { getWecomSyncStatus, startWecomSync } from "../../services/wecom/sync";
-import { createChannel, CreateChannelInput, listChannels } from "../../services/wecom/channels";
-import { json, jsonBody, problemResponse, route, validationHook } from "../openapi";
+import { createChannel, CreateChannelInput, listChannels, updateChannel, UpdateChannelInput } from "../../services/wecom/channels";
+import { IdParam, json, jsonBody, problemResponse, route, validationHook } from "../openapi";
 import { problem } from "../problem";
 import type { AppEnv, HttpDeps } from "../types";
 
@@ -92,11 +92,22 @@ export function wecomRoutes() {
     }),
     async (c) => c.json({ items: await listChannels({ ctx: c.get("ctx") }) }, 200),
   );
+  app.openapi(
+    route("channels:manage", {
+      method: "patch",
+      path: "/channels/{id}",
+      tags: ["wecom"],
+      summary: "Set or clear a channel's welcome message (a welcome_message post; sent through the compliance gate)",
+      request: { params: IdParam, body: jsonBody(UpdateChannelInput) },
+      responses: { 200: json(ChannelSchema, "The channel"), 404: problemResponse("No such channel") },
+    }),
+    async (c) => c.json(await updateChannel({ ctx: c.get("ctx"), id: c.req.valid("param").id, input: c.req.valid("json") }), 200),
+  );
   return app;
 }
 
 export const ChannelSchema = z
-  .object({ id: z.string(), kind: z.string(), name: z.string(), state: z.string(), qrCode: z.string().nullable(), configId: z.string(), staffUserIds: z.array(z.string()), contactId: z.string().nullable(), contacts: z.number(), createdAt: z.string() })
+  .object({ id: z.string(), kind: z.string(), name: z.string(), state: z.string(), qrCode: z.string().nullable(), configId: z.string(), staffUserIds: z.array(z.string()), contactId: z.string().nullable(), welcomePostId: z.string().nullable(), contacts: z.number(), createdAt: z.string() })
   .openapi("WecomChannel");
 
 /**

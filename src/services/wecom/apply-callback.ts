@@ -12,6 +12,7 @@ import { loadWecomApp, type WecomApp } from "./settings";
 import { upsertFollow } from "./follows";
 import { reconcileTags } from "./sync";
 import { markTagsDue } from "../tagging/recheck";
+import { sendChannelWelcome } from "./welcome";
 
 export type ApplyOutcome = "applied" | "already-processed" | "missing";
 
@@ -43,6 +44,10 @@ export async function applyWecomCallback({ deps, tenantId, callbackId }: { deps:
         const app = await loadWecomApp(deps, tenantId);
         const detail = app ? await fetchDetail(deps, app, event.externalUserId) : null;
         await upsertContact(ctx, { externalUserId: event.externalUserId, userId: event.userId, state: event.changeType === "edit_external_contact" ? undefined : event.state, detail, at: new Date(at), follow: true });
+        // The channel's welcome message, through the compliance gate, while WeCom's 20-second welcome code lasts.
+        if (event.changeType === "add_external_contact" && app && event.state && event.welcomeCode) {
+          await sendChannelWelcome(ctx, app, { state: event.state, welcomeCode: event.welcomeCode, externalUserId: event.externalUserId });
+        }
         if (event.changeType !== "edit_external_contact") {
           await ingestEvents({
             ctx,

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
-import { contacts, staff, wecomChannels } from "../../db/schema/index";
+import { contacts, posts, staff, wecomChannels } from "../../db/schema/index";
 import { referralState } from "../../domain/contacts/referral";
-import { AppError, ConflictError, isUniqueViolation, ValidationError, zodIssues } from "../../errors";
+import { AppError, ConflictError, isUniqueViolation, NotFoundError, ValidationError, zodIssues } from "../../errors";
 import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
 import { loadVisibleContact } from "../contacts/internal";
 import { loadWecomApp } from "./settings";
@@ -16,7 +16,10 @@ export const CreateChannelInput = z.object({
   state: z.string().regex(/^[A-Za-z0-9_-]{1,30}$/, "letters, digits, _ and -, at most 30").optional(),
   /** Add without the consultant confirming (WeCom's default). */
   skipVerify: z.boolean().optional(),
+  /** A welcome_message post greeting every contact the code brings (sent only once it is approved). */
+  welcomePostId: z.uuid().nullish(),
 });
+export const UpdateChannelInput = CreateChannelInput.pick({ welcomePostId: true }).required();
 
 export interface ChannelView {
   id: string;
@@ -27,6 +30,7 @@ export interface ChannelView {
   configId: string;
   staffUserIds: string[];
   contactId: string | null;
+  welcomePostId: string | null;
   /** Contacts whose channel is this one. */
   contacts: number;
   createdAt: string;
@@ -41,6 +45,7 @@ const view = (r: typeof wecomChannels.$inferSelect, count = 0): ChannelView => (
   configId: r.configId,
   staffUserIds: r.staffUserIds,
   contactId: r.contactId,
+  welcomePostId: r.welcomePostId,
   contacts: count,
   createdAt: r.createdAt.toISOString(),
 });
@@ -60,6 +65,7 @@ export async function createChannel({ ctx, input }: { ctx: Ctx; input: unknown }
   const rows = await dbOf(ctx).select({ id: staff.id, u: staff.wecomUserId, active: staff.active }).from(staff).where(and(eq(staff.tenantId, ctx.tenantId), inArray(staff.id, v.staffIds)));
   const bad = v.staffIds.filter((id) => !rows.some((r) => r.id === id && r.u && r.active));
   if (bad.length) throw new ValidationError([{ field: "staffIds", message: `not active staff with a WeCom userid: ${bad.join(", ")}` }]);
+  if (v.welcomePostId) await checkWelcomePost(ctx, v.welcomePostId);
   const state = v.state ?? `ch_${randomBytes(6).toString("base64url")}`;
   const users = rows.map((r) => r.u!);
   const [taken] = await dbOf(ctx).select({ id: wecomChannels.id }).from(wecomChannels).where(and(eq(wecomChannels.tenantId, ctx.tenantId), eq(wecomChannels.state, state)));
@@ -67,13 +73,35 @@ export async function createChannel({ ctx, input }: { ctx: Ctx; input: unknown }
   const way = await (await client(ctx)).addContactWay({ type: users.length === 1 ? 1 : 2, scene: 2, remark: v.name.slice(0, 30), state, user: users, skip_verify: v.skipVerify ?? true });
   return withTransaction(ctx, async (tx, ctx) => {
     try {
-      const [row] = await tx.insert(wecomChannels).values({ tenantId: ctx.tenantId, kind: "channel", name: v.name, state, configId: way.config_id, qrCode: way.qr_code ?? null, staffUserIds: users }).returning();
-      await audit(tx, ctx, { action: "channel.create", entityType: "wecom_channel", entityId: row!.id, after: { name: v.name, state, staffUserIds: users } });
+      const [row] = await tx.insert(wecomChannels).values({ tenantId: ctx.tenantId, kind: "channel", name: v.name, state, configId: way.config_id, qrCode: way.qr_code ?? null, staffUserIds: users, welcomePostId: v.welcomePostId ?? null }).returning();
+      await audit(tx, ctx, { action: "channel.create", entityType: "wecom_channel", entityId: row!.id, after: { name: v.name, state, staffUserIds: users, welcomePostId: v.welcomePostId ?? null } });
       return view(row!);
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError("a channel with this state exists", [{ field: "state", message: "already used" }]);
       throw err;
     }
+  });
+}
+
+/** A welcome post must be this tenant's post of kind welcome_message (approval is checked at each send). */
+async function checkWelcomePost(ctx: Ctx, postId: string): Promise<void> {
+  const [p] = await dbOf(ctx).select({ kind: posts.kind }).from(posts).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, postId)));
+  if (!p) throw new ValidationError([{ field: "welcomePostId", message: "no such post" }]);
+  if (p.kind !== "welcome_message") throw new ValidationError([{ field: "welcomePostId", message: `is a ${p.kind}, not a welcome_message` }]);
+}
+
+/** Set or clear a channel's welcome message. */
+export async function updateChannel({ ctx, id, input }: { ctx: Ctx; id: string; input: unknown }): Promise<ChannelView> {
+  requirePermission(ctx, "channels:manage");
+  const p = UpdateChannelInput.safeParse(input);
+  if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
+  if (p.data.welcomePostId) await checkWelcomePost(ctx, p.data.welcomePostId);
+  return withTransaction(ctx, async (tx, ctx) => {
+    const [before] = await tx.select().from(wecomChannels).where(and(eq(wecomChannels.tenantId, ctx.tenantId), eq(wecomChannels.id, id))).for("update");
+    if (!before) throw new NotFoundError("no such channel");
+    const [row] = await tx.update(wecomChannels).set({ welcomePostId: p.data.welcomePostId ?? null }).where(eq(wecomChannels.id, id)).returning();
+    await audit(tx, ctx, { action: "channel.update", entityType: "wecom_channel", entityId: id, before: { welcomePostId: before.welcomePostId }, after: { welcomePostId: row!.welcomePostId } });
+    return view(row!);
   });
 }
 

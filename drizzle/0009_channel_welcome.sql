@@ -1,0 +1,1 @@
+ALTER TABLE "wecom_channels" ADD COLUMN "welcome_post_id" uuid;
