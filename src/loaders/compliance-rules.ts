@@ -17,7 +17,10 @@ export const CONTENT_KINDS = ["community_post", "mass_message", "welcome_message
 export const Policy = z.object({
   version: z.number().int().optional(),
   block_severities: z.array(z.enum(["block", "warn"])).min(1),
-  kinds: z.object(Object.fromEntries(CONTENT_KINDS.map((k) => [k, z.object({ levels: z.number().int().min(1).max(5) })])) as Record<(typeof CONTENT_KINDS)[number], z.ZodObject<{ levels: z.ZodNumber }>>),
+  warn_severities: z.array(z.enum(["block", "warn"])).optional(),
+  /** Levels for kinds not listed. */
+  default: z.object({ levels: z.number().int().min(1).max(5) }).optional(),
+  kinds: z.object(Object.fromEntries(CONTENT_KINDS.map((k) => [k, z.object({ levels: z.number().int().min(1).max(5) })])) as Record<(typeof CONTENT_KINDS)[number], z.ZodObject<{ levels: z.ZodNumber }>>).catchall(z.object({ levels: z.number().int().min(1).max(5) })),
 });
 export type Policy = z.infer<typeof Policy>;
 

@@ -192,7 +192,7 @@ export async function submitPost({ ctx, id }: { ctx: Ctx; id: string }): Promise
     const before = await load(tx, ctx, id, true);
     if (before.status !== "draft") throw new ConflictError(`only a draft can be submitted; this post is ${before.status}`, [{ field: "status", message: `is ${before.status}` }]);
     const findings = checked(lists, before);
-    const levels = lists.policy?.kinds[before.kind]?.levels ?? 1;
+    const levels = lists.policy?.kinds[before.kind]?.levels ?? lists.policy?.default?.levels ?? 1;
     const [r] = await tx
       .update(posts)
       .set({ status: "in_review", reviewLevel: 1, levelsRequired: levels, findings, listVersion: lists.version, submittedAt: ctx.deps.now(), updatedAt: ctx.deps.now() })
