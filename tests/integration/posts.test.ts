@@ -74,8 +74,18 @@ describe("posts: multi-level review with four eyes", () => {
   it("approves a community post at one level; the reviewer's queue shows it, the author's does not", async () => {
     const p = await submitted("本周六护肤讲座，欢迎报名。");
     expect(p).toMatchObject({ status: "in_review", reviewLevel: 1, levelsRequired: 1 });
-    const queue = await as("reviewer").get("/v1/reviews/queue");
-    expect(queue.body.items.map((x: { id: string }) => x.id)).toContain(p.id);
+    // The queue pages through every post awaiting the reviewer, oldest submission first.
+    const later = await submitted("下周二义诊活动预告。");
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { items: { id: string; submittedAt: string }[]; nextCursor: string | null } } = await as("reviewer").get(`/v1/reviews/queue?limit=1${cursor ? `&cursor=${cursor}` : ""}`);
+      seen.push(...page.body.items.map((x) => x.id));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(seen.indexOf(p.id)).toBeGreaterThanOrEqual(0);
+    expect(seen.indexOf(later.id)).toBeGreaterThan(seen.indexOf(p.id));
+    expect(new Set(seen).size).toBe(seen.length);
     const ok = await review("reviewer", p);
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ status: "approved", reviews: [expect.objectContaining({ level: 1, decision: "approve", contentHash: p.contentHash })] });

@@ -107,7 +107,7 @@ export function reviewRoutes() {
       path: "/queue",
       tags: ["posts"],
       summary: "Posts awaiting a decision you may make (not your own, not a level you reviewed), oldest submission first, with findings",
-      request: { query: z.object({ limit: z.coerce.number().int().min(1).max(200).optional() }) },
+      request: { query: z.object({ limit: z.coerce.number().int().min(1).max(200).optional(), cursor: z.string().optional() }) },
       responses: { 200: json(Page, "The queue") },
     }),
     async (c) => c.json(await reviewQueue({ ctx: c.get("ctx"), input: c.req.valid("query") }), 200),

@@ -204,15 +204,16 @@ export async function submitPost({ ctx, id }: { ctx: Ctx; id: string }): Promise
   return view(row, lists);
 }
 
-/** Posts awaiting a decision the caller may make, oldest submission first (the reviewers' queue). */
+/** Posts awaiting a decision the caller may make, oldest submission first (the reviewers' queue), with cursor paging. */
 export async function reviewQueue({ ctx, input }: { ctx: Ctx; input: unknown }): Promise<Page<PostView>> {
   requirePermission(ctx, "posts:review");
-  const q = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) }).safeParse(input);
+  const q = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), cursor: z.string().optional() }).safeParse(input);
   if (!q.success) throw new ValidationError(zodIssues(q.error.issues));
   const lists = await activeLists(ctx.deps);
   const me = actorStaffId(ctx);
+  const after = decodeCursor(q.data.cursor);
   const rows = await dbOf(ctx)
-    .select()
+    .select({ post: posts, at: cursorText(posts.submittedAt) })
     .from(posts)
     .where(
       and(
@@ -221,11 +222,15 @@ export async function reviewQueue({ ctx, input }: { ctx: Ctx; input: unknown }):
         // Four eyes: never one's own copy, and never a second level of the same content.
         me ? sql`${posts.createdByStaffId} is distinct from ${me}::uuid and ${posts.updatedByStaffId} is distinct from ${me}::uuid` : sql`true`,
         me ? sql`not exists (select 1 from ${postReviews} r where r.post_id = ${posts.id} and r.content_hash = ${posts.contentHash} and r.reviewer_staff_id = ${me}::uuid)` : sql`true`,
+        after ? sql`(${posts.submittedAt}, ${posts.id}) > (${after.at}::timestamptz, ${after.id}::uuid)` : sql`true`,
       ),
     )
     .orderBy(asc(posts.submittedAt), asc(posts.id))
-    .limit(q.data.limit);
-  return { items: rows.map((r) => view(r, lists)), nextCursor: null };
+    .limit(q.data.limit + 1);
+  const more = rows.length > q.data.limit;
+  const page = rows.slice(0, q.data.limit);
+  const last = page[page.length - 1];
+  return { items: page.map((r) => view(r.post, lists)), nextCursor: more && last ? encodeCursor(last.at, last.post.id) : null };
 }
 
 /**
