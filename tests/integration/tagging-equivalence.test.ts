@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contacts, contactTags, events, tagGroups, tags } from "../../src/db/schema/index";
 import { seededRandom } from "../../src/domain/random";
@@ -91,12 +91,13 @@ describe("set-based SQL and incremental evaluators agree", () => {
     for (const row of rows) (actual.get(row.contactId)![row.group] ??= []).push(row.name);
     const mismatches = [...expected].filter(([id, exp]) => JSON.stringify(norm(actual.get(id)!)) !== JSON.stringify(exp)).map(([id, exp]) => `${id}: incremental ${JSON.stringify(exp)} vs SQL ${JSON.stringify(norm(actual.get(id)!))}`);
     expect(mismatches).toEqual([]);
+    expect(await staleBits(tenant.id)).toEqual([]);
     // A second pass over the same state writes nothing: only changed rows are ever written.
     const again = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW });
     expect(again.added + again.removed).toBe(0);
 
     // Nights later: the nightly pass evaluates only contacts whose time-based tags may have changed
-    // (contact_tag_rechecks), and still agrees with evaluating every contact.
+    // (contact_tag_state), and still agrees with evaluating every contact.
     let state = new Map([...expected].map(([id, tg]) => [id, tg]));
     const histories = new Map<string, EventFact[]>();
     for (const e of await t.rt.deps.db.select().from(events).where(eq(events.tenantId, tenant.id))) {
@@ -112,6 +113,7 @@ describe("set-based SQL and incremental evaluators agree", () => {
       const now = await tagsOf(tenant.id, [...state.keys()]);
       const wrong = [...state].filter(([id, exp]) => JSON.stringify(norm(now.get(id)!)) !== JSON.stringify(exp)).map(([id, exp]) => `day ${days} ${id}: every contact ${JSON.stringify(exp)} vs due ones ${JSON.stringify(norm(now.get(id)!))}`);
       expect(wrong).toEqual([]);
+      expect(await staleBits(tenant.id)).toEqual([]);
     }
     // The point: far fewer evaluations than seven passes over every contact.
     expect(evaluated).toBeLessThan(7 * 40);
@@ -128,4 +130,12 @@ async function tagsOf(tenantId: string, ids: string[]): Promise<Map<string, Reco
   const out = new Map<string, Record<string, string[]>>(ids.map((id) => [id, {}]));
   for (const row of rows) (out.get(row.contactId)![row.group] ??= []).push(row.name);
   return out;
+}
+
+/** Contacts whose tag bits (contact_tag_state) disagree with their tags in contact_tags. */
+async function staleBits(tenantId: string): Promise<string[]> {
+  const r = await t.rt.deps.db.execute(sql`
+    select s.contact_id::text as id from contact_tag_state s
+    where s.tenant_id = ${tenantId}::uuid and s.tag_bits <> coalesce((select bit_or(1::bigint << tg.ordinal) from contact_tags ct join tags tg on tg.id = ct.tag_id where ct.contact_id = s.contact_id and tg.ordinal < 63), 0)`);
+  return ((Array.isArray(r) ? r : (r as unknown as { rows: unknown[] }).rows) as { id: string }[]).map((x) => x.id);
 }

@@ -187,7 +187,7 @@ describe("nightly recheck times", () => {
     const { systemCtx } = await import("../../src/services/context");
     // -Infinity: due now ('-infinity' in PostgreSQL); otherwise the time in ms.
     const recheck = async (id: string) => {
-      const r = await t.rt.deps.db.execute(sql`select recheck_at = '-infinity' as due, extract(epoch from recheck_at) * 1000 as ms from contact_tag_rechecks where contact_id = ${id}::uuid`);
+      const r = await t.rt.deps.db.execute(sql`select recheck_at = '-infinity' as due, extract(epoch from recheck_at) * 1000 as ms from contact_tag_state where contact_id = ${id}::uuid`);
       const [row] = (Array.isArray(r) ? r : (r as unknown as { rows: unknown[] }).rows) as { due: boolean; ms: string }[];
       return row!.due ? -Infinity : Math.round(Number(row!.ms));
     };

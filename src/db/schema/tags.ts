@@ -1,4 +1,5 @@
-import { bigserial, boolean, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { sql } from "drizzle-orm";
+import { bigint, bigserial, boolean, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { tenants } from "./tenancy";
 
 /** A tag dimension (visit, spending, need, engagement, ...). */
@@ -25,11 +26,13 @@ export const tags = pgTable(
     groupId: uuid("group_id").notNull().references(() => tagGroups.id),
     name: text("name").notNull(),
     sortOrder: integer("sort_order").notNull().default(0),
+    /** The tag's bit in contact_tag_state.tag_bits: 0, 1, 2 … per tenant, given by a trigger on insert. */
+    ordinal: integer("ordinal"),
     /** WeCom corp tag id (et...). */
     wecomTagId: text("wecom_tag_id"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex("tags_tenant_group_name_uq").on(t.tenantId, t.groupId, t.name)],
+  (t) => [uniqueIndex("tags_tenant_group_name_uq").on(t.tenantId, t.groupId, t.name), uniqueIndex("tags_tenant_ordinal_uq").on(t.tenantId, t.ordinal)],
 );
 
 export const TAG_SOURCES = ["rule", "manual", "import", "wecom"] as const;
@@ -80,20 +83,20 @@ export const tagHistory = pgTable(
 );
 
 /**
- * When each contact's time-based tags (the rules with `schedule: daily`) may next change: the
- * earliest moment an event leaves a rule's window, a days-since threshold is crossed or a decaying
- * score crosses a threshold. The nightly pass evaluates only contacts that are due; every contact
- * starts due (a trigger adds the row), and anything that changes a contact's events, tags or fields
- * makes it due again ('-infinity'). NULL: nothing time-based can change until something happens.
- * Deliberately without an index on recheck_at, and half-filled pages (fillfactor 50, set in the
- * migration): a pass rewrites most rows as HOT updates, and finding the due ones is one sequential
- * scan of a narrow table.
+ * Per contact, the state of its tags that the passes and segment counts read, one narrow row:
+ * - recheck_at: the earliest moment its time-based tags (rules with `schedule: daily`) may change
+ *   without new facts: an event leaving a rule's window, a days-since threshold crossed, a
+ *   decaying score reaching a threshold. The nightly pass evaluates only contacts that are due;
+ *   every contact starts due (a trigger adds the row) and anything that changes its events, tags
+ *   or fields makes it due again ('-infinity'). NULL: nothing time-based can change.
+ * - tag_bits: the contact's tags as bits (bit n = the tenant's tag of ordinal n, for n < 63), so a
+ *   segment over tags is counted in one scan of this table instead of joins over contact_tags.
+ * No index besides the key, and pages 90% full (set in the migration): passes rewrite many rows as
+ * HOT updates, and counts scan it sequentially.
  */
-export const contactTagRechecks = pgTable(
-  "contact_tag_rechecks",
-  {
-    contactId: uuid("contact_id").primaryKey(),
-    tenantId: uuid("tenant_id").notNull(),
-    recheckAt: timestamp("recheck_at", { withTimezone: true }),
-  },
-);
+export const contactTagState = pgTable("contact_tag_state", {
+  contactId: uuid("contact_id").primaryKey(),
+  tenantId: uuid("tenant_id").notNull(),
+  recheckAt: timestamp("recheck_at", { withTimezone: true }),
+  tagBits: bigint("tag_bits", { mode: "bigint" }).notNull().default(sql`0`),
+});

@@ -3,8 +3,7 @@ import { contacts, events } from "../../db/schema/index";
 import { jobId } from "../../queue/catalog";
 import { withTransaction, type Ctx } from "../context";
 import { applyRulesToContacts, loadHistories, tenantTagIds, type ContactInputs } from "../tagging/apply-rules";
-import { markTagsDue } from "../tagging/recheck";
-import { shareTagLocks } from "../tagging/set-based";
+import { markTagsDue, shareTagLocks } from "../tagging/recheck";
 
 /** Events per job and per transaction: ingest splits larger requests into jobs of this size. */
 export const EVENT_BATCH = 200;
@@ -72,8 +71,6 @@ export async function processEvents({ ctx, eventIds }: { ctx: Ctx; eventIds: str
         from jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) as x(id uuid, last_event_at timestamptz, deleted_at timestamptz, source_state text)
         where c.tenant_id = ${ctx.tenantId}::uuid and c.id = x.id`);
     }
-    // New events move time-based boundaries (a purchase opens a window) and feed the daily rules.
-    await markTagsDue(tx, ctx.tenantId, contactIds);
     const applied = await applyRulesToContacts(
       tx,
       ctx,
@@ -84,6 +81,9 @@ export async function processEvents({ ctx, eventIds }: { ctx: Ctx; eventIds: str
       { tagIds: await tenantTagIds(tx, ctx.tenantId), inputs },
     );
     changed.push(...applied.keys());
+    // New events move time-based boundaries (a purchase opens a window) and feed the daily rules;
+    // the tag bits follow the tags just written.
+    await markTagsDue(tx, ctx.tenantId, contactIds);
     await tx
       .update(events)
       .set({ processedAt: ctx.deps.now(), attempts: sql`${events.attempts} + 1`, lastError: null })

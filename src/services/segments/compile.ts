@@ -93,3 +93,36 @@ export function segmentCount(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMa
   )}`;
   return { query, drivenByTag: true };
 }
+
+/**
+ * The count of an expression made only of tags (AND, OR, NOT), as one scan of contact_tag_state:
+ * each tag is a bit of the contact's tag_bits (its ordinal), so `visit:复诊 AND need:祛痘 AND NOT
+ * spending:高消费` is two bit tests per contact instead of joins over contact_tags. Null when the
+ * expression has a field term or a tag without a bit (ordinal 63 or more).
+ */
+export function segmentBitsCount(ast: SegmentAst, ordinals: ReadonlyMap<string, number>, tenantId: string): SQL | null {
+  const pred = (a: SegmentAst): SQL | null => {
+    switch (a.kind) {
+      case "and":
+      case "or": {
+        const l = pred(a.left);
+        const r = pred(a.right);
+        return l && r ? sql`(${l} ${sql.raw(a.kind)} ${r})` : null;
+      }
+      case "not": {
+        const e = pred(a.expr);
+        return e ? sql`(not ${e})` : null;
+      }
+      case "tag": {
+        const o = ordinals.get(`${a.group}:${a.name}`);
+        if (o === undefined || o < 0 || o >= 63) return null;
+        return sql`(s.tag_bits & ${(1n << BigInt(o)).toString()}::bigint) <> 0`;
+      }
+      case "cmp":
+        return null;
+    }
+  };
+  const p = pred(ast);
+  if (!p) return null;
+  return sql`select count(*)::int as n from contact_tag_state s where s.tenant_id = ${tenantId}::uuid and ${p} and not exists (select 1 from contacts x where x.id = s.contact_id and x.deleted_at is not null)`;
+}

@@ -7,7 +7,7 @@ import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../co
 import { listContacts } from "../contacts/list";
 import type { ContactView } from "../contacts/schemas";
 import type { Page } from "../pagination";
-import { segmentCount, segmentWhere } from "./compile";
+import { segmentBitsCount, segmentCount, segmentWhere } from "./compile";
 
 export const SegmentInput = z.object({
   name: z.string().trim().min(1).max(100),
@@ -31,6 +31,8 @@ interface Compiled {
   ast: SegmentAst;
   /** Tag ids by "group:name". */
   ids: Map<string, string>;
+  /** Tag ordinals (their bit in contact_tag_state.tag_bits) by "group:name". */
+  ordinals: Map<string, number>;
   where: SQL;
 }
 
@@ -44,17 +46,21 @@ async function compileChecked(ctx: Ctx, expression: string): Promise<Compiled> {
   }
   const refs = tagRefs(ast);
   const ids = new Map<string, string>();
+  const ordinals = new Map<string, number>();
   if (refs.length) {
     const known = await dbOf(ctx)
-      .select({ id: tags.id, group: tagGroups.key, name: tags.name })
+      .select({ id: tags.id, group: tagGroups.key, name: tags.name, ordinal: tags.ordinal })
       .from(tags)
       .innerJoin(tagGroups, eq(tagGroups.id, tags.groupId))
       .where(and(eq(tags.tenantId, ctx.tenantId), inArray(tagGroups.key, [...new Set(refs.map((r) => r.group))])));
     const missing = refs.filter((r) => !known.some((k) => k.group === r.group && k.name === r.name));
     if (missing.length) throw new ValidationError([{ field: "expression", message: `unknown tag ${missing.map((m) => `${m.group}:${m.name}`).join(", ")}` }]);
-    for (const k of known) ids.set(`${k.group}:${k.name}`, k.id);
+    for (const k of known) {
+      ids.set(`${k.group}:${k.name}`, k.id);
+      if (k.ordinal !== null) ordinals.set(`${k.group}:${k.name}`, k.ordinal);
+    }
   }
-  return { ast, ids, where: segmentWhere(ast, ctx.deps.now().toISOString(), ids) };
+  return { ast, ids, ordinals, where: segmentWhere(ast, ctx.deps.now().toISOString(), ids) };
 }
 
 /**
@@ -82,6 +88,14 @@ async function tagFrequency(ctx: Ctx): Promise<(tagId: string) => number> {
 }
 
 async function countWhere(ctx: Ctx, c: Compiled): Promise<number> {
+  const bits = segmentBitsCount(c.ast, c.ordinals, ctx.tenantId);
+  if (bits) {
+    // One scan of a narrow table (in parallel on large tenants); compiling it (JIT) costs more than it saves.
+    return withTransaction(ctx, async (tx) => {
+      await tx.execute(sql`set local jit = off`);
+      return rowsOf<{ n: number }>(await tx.execute(bits))[0]?.n ?? 0;
+    });
+  }
   const { query, drivenByTag } = segmentCount(c.ast, ctx.deps.now().toISOString(), c.ids, ctx.tenantId, await tagFrequency(ctx));
   if (!drivenByTag) return rowsOf<{ n: number }>(await dbOf(ctx).execute(query))[0]?.n ?? 0;
   // A walk of one tag's index with a probe per member is short, serial work: starting parallel

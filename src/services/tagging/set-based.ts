@@ -4,7 +4,8 @@ import { tagGroups, tags } from "../../db/schema/index";
 import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
 import type { Action, Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
 import { dbOf, type Ctx } from "../context";
-import { uuidArray } from "./recheck";
+import { PARALLEL, tagLockKeys, uuidArray } from "./recheck";
+export { shareTagLocks, tagLockKeys } from "./recheck";
 import { activeRules, type ActiveRules } from "./rule-set";
 
 /**
@@ -38,21 +39,6 @@ const DAY_MS = 86_400_000;
 const OPS: Record<Comparison, string> = { eq: "=", ne: "<>", gt: ">", gte: ">=", lt: "<", lte: "<=" };
 /** Contacts per chunk (one transaction each). */
 export const CHUNK = 40_000;
-/** Chunks in flight at once (each on its own connection). */
-const PARALLEL = 2;
-
-/** Advisory lock keys of the tag writers of a tenant: set-based chunks take one exclusively, worker batches share all. */
-export function tagLockKeys(tenantId: string): string[] {
-  return Array.from({ length: PARALLEL }, (_, i) => `siyu-tags-${tenantId}-${i}`);
-}
-
-/** Taken by every other writer of rule tags (the events worker) before it reads a contact's tags. */
-export async function shareTagLocks(tx: Tx, tenantId: string): Promise<void> {
-  await tx.execute(sql`select ${sql.join(
-    tagLockKeys(tenantId).map((k) => sql`pg_advisory_xact_lock_shared(hashtext(${k}::text))`),
-    sql`, `,
-  )}`);
-}
 
 const lit = (s: string) => sql`${s}::text`;
 const textArray = (xs: readonly string[]) => (xs.length ? sql`array[${sql.join(xs.map(lit), sql`, `)}]::text[]` : sql`'{}'::text[]`);
@@ -431,7 +417,7 @@ export async function runSetBased({
   const empty: SetBasedResult = { rules: rulesRun, added: 0, removed: 0, contacts: 0, ...(dryRun ? { preview: [] } : {}) };
   if (!chain.length || !written.size) return empty;
 
-  const tagRows = await db.select({ id: tags.id, group: tagGroups.key, name: tags.name }).from(tags).innerJoin(tagGroups, eq(tagGroups.id, tags.groupId)).where(eq(tags.tenantId, ctx.tenantId));
+  const tagRows = await db.select({ id: tags.id, group: tagGroups.key, name: tags.name, ordinal: tags.ordinal }).from(tags).innerJoin(tagGroups, eq(tagGroups.id, tags.groupId)).where(eq(tags.tenantId, ctx.tenantId));
   const groupTags = tagRows.filter((t) => compiler.groups.includes(t.group));
   // Tags the tenant deleted are not written (as in the incremental path); an empty list still needs a well-typed VALUES.
   const tagMap = groupTags.length
@@ -441,6 +427,13 @@ export async function runSetBased({
       )}) as tm(grp, name, tag_id)`
     : sql`(select null::text as grp, null::text as name, null::uuid as tag_id where false) tm`;
   const groupIds = [...new Set(groupTags.map((t) => t.id))];
+  // The contact's tag bits after the chain: bits of the groups the rules write come from the final
+  // tags, the others' bits are kept.
+  const bit = (o: number | null) => (o !== null && o >= 0 && o < 63 ? 1n << BigInt(o) : 0n);
+  const writtenTags = groupTags.filter((t) => written.has(t.group));
+  const chainMask = writtenTags.reduce((m, t) => m | bit(t.ordinal), 0n);
+  const chainBits = writtenTags.filter((t) => bit(t.ordinal)).map((t) => sql`(case when ${lit(t.name)} = any(r.${sql.raw(`t${compiler.groups.indexOf(t.group)}`)}) then ${bit(t.ordinal).toString()}::bigint else 0 end)`);
+  const newBits = sql`((r.old_bits & ~${chainMask.toString()}::bigint) | ${chainBits.length ? sql.join(chainBits, sql` | `) : sql`0::bigint`})`;
   const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: sql`count(*)` }];
   const tenant = sql`${ctx.tenantId}::uuid`;
 
@@ -449,7 +442,7 @@ export async function runSetBased({
   type Scope = { lo: string | null; hi: string | null } | { ids: string[] };
   let scopes: Scope[];
   if (mode === "schedule") {
-    const due = rowsOf<{ id: string }>(await db.execute(sql`select contact_id as id from contact_tag_rechecks where tenant_id = ${tenant} and recheck_at <= ${nowIso}::timestamptz order by contact_id`)).map((r) => r.id);
+    const due = rowsOf<{ id: string }>(await db.execute(sql`select contact_id as id from contact_tag_state where tenant_id = ${tenant} and recheck_at <= ${nowIso}::timestamptz order by contact_id`)).map((r) => r.id);
     scopes = [];
     for (let i = 0; i < due.length; i += chunk) scopes.push({ ids: due.slice(i, i + chunk) });
   } else {
@@ -474,7 +467,7 @@ export async function runSetBased({
           sql``,
         )} where false`;
     const base = sql`
-      select c.id as cid, c.source, c.gender, c.source_state, k.recheck_at as old_recheck, (k.contact_id is null) as no_recheck, ${sql.join(
+      select c.id as cid, c.source, c.gender, c.source_state, k.recheck_at as old_recheck, (k.contact_id is null) as no_recheck, coalesce(k.tag_bits, 0) as old_bits, ${sql.join(
         cols.map((col) => sql.raw(`a.${col.name}`)),
         sql`, `,
       )}, ${sql.join(
@@ -487,7 +480,7 @@ export async function runSetBased({
         sql`, `,
       )} from ${compiler.eventsSource(sql`e.tenant_id = ${tenant} and ${range("e.contact_id")}`)} e group by e.contact_id) a on a.contact_id = c.id
       left join (${current}) cur on cur.contact_id = c.id
-      left join contact_tag_rechecks k on k.contact_id = c.id and ${range("k.contact_id")}
+      left join contact_tag_state k on k.contact_id = c.id and ${range("k.contact_id")}
       where c.tenant_id = ${tenant} and c.deleted_at is null and ${range("c.id")}`;
     const chained = chainOver(base);
     const result = sql`
@@ -497,7 +490,7 @@ export async function runSetBased({
       )}, ${sql.join(compiler.finals(), sql`, `)}, ${sql.join(
         numbered.map(({ i }) => sql.raw(`q.f${i}`)),
         sql`, `,
-      )}, q.old_recheck, q.no_recheck, ${recheckAt} as next_at
+      )}, q.old_recheck, q.no_recheck, q.old_bits, ${recheckAt} as next_at
       from (${chained}) q`;
     // The differences per group: tags gained and lost, each with the rule it is attributed to.
     const diffs = compiler.groups.flatMap((g, i) => {
@@ -534,7 +527,7 @@ export async function runSetBased({
       // The statement is large and runs once: compiling it (JIT) took longer than running it.
       await tx.execute(sql`set local jit = off`);
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${tagLockKeys(ctx.tenantId)[k % PARALLEL]!}::text))`);
-      return rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
+      const rows = rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
         await tx.execute(sql`${head},
           del as (delete from contact_tags ct using d where d.action = 'remove' and ct.tenant_id = ${tenant} and ct.contact_id = d.cid and ct.tag_id = d.tag_id),
           -- Plain inserts (no ON CONFLICT, which costs a speculative insertion per row): the chunk
@@ -547,20 +540,27 @@ export async function runSetBased({
           -- The next time these contacts' time-based tags may change. A contact made due meanwhile by
           -- a writer without the tag lock (a contact edit) keeps '-infinity': the row must still hold
           -- what this chunk read.
-          rcu as (update contact_tag_rechecks k set recheck_at = r.next_at from r
-            where ${range("k.contact_id")} and k.contact_id = r.cid and k.recheck_at is not distinct from r.old_recheck and r.next_at is distinct from r.old_recheck returning 1),
-          rci as (insert into contact_tag_rechecks (contact_id, tenant_id, recheck_at) select r.cid, ${tenant}, r.next_at from r where r.no_recheck
+          -- The contact's tag bits, and the next time its time-based tags may change. A recheck mark
+          -- made meanwhile by a writer without the tag lock keeps '-infinity': only a row still
+          -- holding what this chunk read gets the new time.
+          nb as (select r.cid, r.next_at, r.old_recheck, r.no_recheck, ${newBits} as bits from r),
+          rcu as (update contact_tag_state k
+            set recheck_at = case when k.recheck_at is not distinct from nb.old_recheck then nb.next_at else k.recheck_at end, tag_bits = nb.bits
+            from nb where ${range("k.contact_id")} and k.contact_id = nb.cid
+              and (k.tag_bits <> nb.bits or (nb.next_at is distinct from nb.old_recheck and k.recheck_at is not distinct from nb.old_recheck)) returning 1),
+          rci as (insert into contact_tag_state (contact_id, tenant_id, recheck_at, tag_bits) select nb.cid, ${tenant}, nb.next_at, nb.bits from nb where nb.no_recheck
             on conflict (contact_id) do nothing returning 1)${
               "ids" in scope
                 ? sql`,
           -- Due contacts that were deleted: nothing to evaluate until they come back (an event makes them due).
-          gone as (update contact_tag_rechecks k set recheck_at = null where k.contact_id = any(${uuidArray(scope.ids)}::uuid[])
+          gone as (update contact_tag_state k set recheck_at = null where k.contact_id = any(${uuidArray(scope.ids)}::uuid[])
             and k.recheck_at <= ${nowIso}::timestamptz and not exists (select 1 from r where r.cid = k.contact_id) returning 1)`
                 : sql``
             }
           select null as grp, null as name, h.action, count(*)::int as n, null as sample, (select count(*)::int from r) as contacts from hist h group by h.action
           union all select null, null, null, 0, null, (select count(*)::int from r)`),
       );
+      return rows;
     });
   };
 

@@ -162,6 +162,7 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
       await audit(tx, ctx, { action: "contact.create", entityType: "contact", entityId: row!.id, after: { ...auditSnapshot(row!), via: "wecom" } });
       if (input.follow) await upsertFollow(tx, ctx.tenantId, row!.id, input.userId, input.at, input.state);
       if (input.detail) await pullWecomTags(tx, ctx, row!.id, input.detail);
+      await markTagsDue(tx, ctx.tenantId, [row!.id]); // the tag bits of the WeCom tags just pulled
       return;
     }
     const set: Partial<typeof contacts.$inferInsert> = { updatedAt: ctx.deps.now() };
@@ -175,9 +176,9 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
     if (!existing.referrerContactId && referrer && referrer !== existing.id) set.referrerContactId = referrer;
     const [row] = await tx.update(contacts).set(set).where(eq(contacts.id, existing.id)).returning();
     await audit(tx, ctx, { action: "contact.update", entityType: "contact", entityId: existing.id, before: auditSnapshot(existing), after: { ...auditSnapshot(row!), via: "wecom" } });
-    await markTagsDue(tx, ctx.tenantId, [existing.id]); // fields and WeCom tags may change what time-based rules see
     if (input.follow) await upsertFollow(tx, ctx.tenantId, existing.id, input.userId, input.at, input.state);
     if (input.detail) await pullWecomTags(tx, ctx, existing.id, input.detail);
+    await markTagsDue(tx, ctx.tenantId, [existing.id]); // fields and WeCom tags may change what time-based rules see
   });
 }
 

@@ -1,1 +1,0 @@
-ALTER TABLE "wecom_channels" ADD COLUMN "welcome_post_id" uuid;
