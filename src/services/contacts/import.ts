@@ -7,7 +7,7 @@ import { AppError, ValidationError } from "../../errors";
 import { audit, requirePermission, requirePii, withTransaction, type AuditEntry, type Ctx } from "../context";
 import { findByKeys } from "./internal";
 import { auditSnapshot, ContactFields, type ContactRow } from "./schemas";
-import { markTagsDue } from "../tagging/recheck";
+import { markTagsDue } from "../tagging/tag-state";
 
 export const ImportContactsOptions = z.object({
   /** update: fill existing contacts (matched by phone or external id) with the row's values; skip: leave them. */

@@ -6,7 +6,7 @@ import { audit, requirePermission, withTransaction, type Ctx } from "../context"
 import { duplicateError } from "./create";
 import { checkReferences, findByKeys, loadVisibleContact, phoneColumns } from "./internal";
 import { auditSnapshot, toContactView, UpdateContactInput, type ContactView } from "./schemas";
-import { markTagsDue } from "../tagging/recheck";
+import { markTagsDue } from "../tagging/tag-state";
 
 export { UpdateContactInput };
 

@@ -3,7 +3,7 @@ import { contacts, events } from "../../db/schema/index";
 import { jobId } from "../../queue/catalog";
 import { withTransaction, type Ctx } from "../context";
 import { applyRulesToContacts, loadHistories, tenantTagIds, type ContactInputs } from "../tagging/apply-rules";
-import { markTagsDue, shareTagLocks } from "../tagging/recheck";
+import { markTagsDue, shareTagLocks } from "../tagging/tag-state";
 
 /** Events per job and per transaction: ingest splits larger requests into jobs of this size. */
 export const EVENT_BATCH = 200;

@@ -4,8 +4,8 @@ import { tagGroups, tags } from "../../db/schema/index";
 import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
 import type { Action, Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
 import { dbOf, type Ctx } from "../context";
-import { PARALLEL, tagLockKeys, uuidArray } from "./recheck";
-export { shareTagLocks, tagLockKeys } from "./recheck";
+import { PARALLEL, tagLockKeys, uuidArray } from "./tag-state";
+export { shareTagLocks, tagLockKeys } from "./tag-state";
 import { activeRules, type ActiveRules } from "./rule-set";
 
 /**
@@ -15,15 +15,16 @@ import { activeRules, type ActiveRules } from "./rule-set";
  * - Every aggregate, score and keyword match the rules use is computed in one GROUP BY over the
  *   events of a chunk of contacts (an index range scan on events(tenant_id, contact_id, ...)).
  * - The rules then run as a chain in one SELECT: the working tags are one text[] column per tag
- *   group, and each rule, in (priority, id) order, is a LATERAL step that decides whether it fires
- *   from the previous step's tags and rewrites the groups its actions touch. `offset 0` keeps each
- *   step a step (PostgreSQL would otherwise inline them into exponentially large expressions).
+ *   group, and the rules, in (priority, id) order, are a few stacked subqueries (see `plan`), each
+ *   deciding which rules fire from the tags below and rewriting the groups their actions touch.
  * - Only the net difference to the contact's current tags is written, each change attributed to
- *   the last fired rule that acted on that tag, in the same statement (removals, additions, history).
+ *   the last fired rule that acted on that tag, in the same statement (removals, additions,
+ *   history), with the contact's tag bits and next recheck time (contact_tag_state).
  *
- * Contacts are split into id ranges of about CHUNK contacts, each range one transaction, two at a
- * time on separate connections. Each chunk holds an advisory lock that the events worker's
- * batches share, so a chunk never races a worker batch on the same tags.
+ * A backfill splits the tenant's contacts into id ranges of about CHUNK contacts; the nightly pass
+ * takes only the contacts whose time-based tags are due, CHUNK ids at a time. Each chunk is one
+ * transaction, two at a time on separate connections, holding an advisory lock that every other
+ * tag writer shares (tag-state.ts), so a chunk never races them on the same tags.
  */
 export interface SetBasedResult {
   rules: number;
@@ -516,7 +517,7 @@ export async function runSetBased({
       return inTransaction(async (tx) => {
         await tx.execute(sql`set local jit = off`);
         return rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
-        await tx.execute(sql`${head}
+          await tx.execute(sql`${head}
           select d.grp, d.name, d.action, count(*)::int as n, (array_agg(d.cid::text order by d.cid))[1:5] as sample, (select count(*)::int from r) as contacts
           from d group by d.grp, d.name, d.action
           union all select null, null, null, 0, null, (select count(*)::int from r)`),
@@ -531,15 +532,12 @@ export async function runSetBased({
         await tx.execute(sql`${head},
           del as (delete from contact_tags ct using d where d.action = 'remove' and ct.tenant_id = ${tenant} and ct.contact_id = d.cid and ct.tag_id = d.tag_id),
           -- Plain inserts (no ON CONFLICT, which costs a speculative insertion per row): the chunk
-          -- holds the tag lock every other writer of rule tags shares, so d is exactly what changes.
+          -- holds the tag lock every other writer of tags shares, so d is exactly what changes.
           ins as (insert into contact_tags (tenant_id, contact_id, tag_id, source, rule_id, rule_version)
             select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int from d where d.action = 'add' returning 1),
           hist as (insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
             select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int from d
             returning action),
-          -- The next time these contacts' time-based tags may change. A contact made due meanwhile by
-          -- a writer without the tag lock (a contact edit) keeps '-infinity': the row must still hold
-          -- what this chunk read.
           -- The contact's tag bits, and the next time its time-based tags may change. A recheck mark
           -- made meanwhile by a writer without the tag lock keeps '-infinity': only a row still
           -- holding what this chunk read gets the new time.

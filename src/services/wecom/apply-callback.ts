@@ -11,7 +11,7 @@ import { ingestEvents } from "../events/ingest";
 import { loadWecomApp, type WecomApp } from "./settings";
 import { upsertFollow } from "./follows";
 import { reconcileTags } from "./sync";
-import { markTagsDue } from "../tagging/recheck";
+import { markTagsDue } from "../tagging/tag-state";
 import { sendChannelWelcome } from "./welcome";
 
 export type ApplyOutcome = "applied" | "already-processed" | "missing";

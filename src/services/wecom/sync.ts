@@ -7,7 +7,7 @@ import type { BatchContactEntry } from "../../wecom/api/types";
 import { audit, dbOf, requirePermission, systemCtx, withTransaction, type Ctx, type ServiceDeps } from "../context";
 import { upsertFollow } from "./follows";
 import { loadWecomApp } from "./settings";
-import { markTagsDue } from "../tagging/recheck";
+import { markTagsDue } from "../tagging/tag-state";
 
 export type SyncRun = typeof wecomSyncRuns.$inferSelect;
 
