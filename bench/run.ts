@@ -12,6 +12,7 @@ import { isNull, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { bootstrap, type Runtime } from "../src/bootstrap";
 import { loadConfig } from "../src/config/env";
+import { rowsOf } from "../src/db/client";
 import { events, wecomCallbacks } from "../src/db/schema/index";
 import { createApp } from "../src/http/app";
 import { startWorkers } from "../src/jobs/workers";
@@ -198,7 +199,7 @@ async function benchWecomCallbacks(rt: Runtime) {
 }
 
 async function machine(rt: Runtime): Promise<string[]> {
-  const [pg] = await rt.deps.db.execute<{ version: string }>(sql`select version()`).then((r) => (Array.isArray(r) ? r : (r as unknown as { rows: { version: string }[] }).rows));
+  const [pg] = rowsOf<{ version: string }>(await rt.deps.db.execute(sql`select version()`));
   const info = await rt.redis.info("server");
   const redisVersion = /redis_version:(\S+)/.exec(info)?.[1] ?? "?";
   return [

@@ -5,6 +5,7 @@
  */
 import { eq, sql } from "drizzle-orm";
 import type { Runtime } from "../src/bootstrap";
+import { rowsOf as rows } from "../src/db/client";
 import { tenants } from "../src/db/schema/index";
 import { startWorkers } from "../src/jobs/workers";
 import { systemCtx } from "../src/services/context";
@@ -19,9 +20,6 @@ export interface Row {
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
-function rows<T>(r: unknown): T[] {
-  return (Array.isArray(r) ? r : (r as { rows: T[] }).rows) as T[];
-}
 
 export async function benchTagging(rt: Runtime, tenantSlug: string, contactsN: number): Promise<Row[]> {
   const out: Row[] = [];

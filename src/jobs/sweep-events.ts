@@ -52,6 +52,10 @@ export async function handleSweepEvents(deps: ServiceDeps, opts: { graceSeconds:
 /** Stale events as batch jobs, per tenant. */
 function eventBatches(rows: { tenantId: string; id: string }[]) {
   const byTenant = new Map<string, string[]>();
-  for (const r of rows) byTenant.set(r.tenantId, [...(byTenant.get(r.tenantId) ?? []), r.id]);
+  for (const r of rows) {
+    const ids = byTenant.get(r.tenantId);
+    if (ids) ids.push(r.id);
+    else byTenant.set(r.tenantId, [r.id]);
+  }
   return [...byTenant].flatMap(([tenantId, ids]) => eventJobs(tenantId, ids));
 }

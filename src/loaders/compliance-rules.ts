@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { buildChecker, normalizeForMatch, type BannedTerm, type Checker, type Severity } from "../domain/compliance/checker";
+import { POST_KINDS } from "../domain/compliance/posts";
 
 export const DEFAULT_COMPLIANCE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../compliance-rules");
 
@@ -12,7 +13,6 @@ export const DEFAULT_COMPLIANCE_DIR = path.resolve(path.dirname(fileURLToPath(im
 export const TERMS_HEADER = ["term", "category", "severity", "legal_basis", "suggested_replacement"] as const;
 export const ALLOW_HEADER = ["term", "note"] as const;
 export const CATEGORIES = ["absolute", "efficacy", "guarantee", "testimonial", "endorsement", "price", "superstition", "other"] as const;
-export const CONTENT_KINDS = ["community_post", "mass_message", "welcome_message", "article", "moments"] as const;
 
 export const Policy = z.object({
   version: z.number().int().optional(),
@@ -20,7 +20,7 @@ export const Policy = z.object({
   warn_severities: z.array(z.enum(["block", "warn"])).optional(),
   /** Levels for kinds not listed. */
   default: z.object({ levels: z.number().int().min(1).max(5) }).optional(),
-  kinds: z.object(Object.fromEntries(CONTENT_KINDS.map((k) => [k, z.object({ levels: z.number().int().min(1).max(5) })])) as Record<(typeof CONTENT_KINDS)[number], z.ZodObject<{ levels: z.ZodNumber }>>).catchall(z.object({ levels: z.number().int().min(1).max(5) })),
+  kinds: z.object(Object.fromEntries(POST_KINDS.map((k) => [k, z.object({ levels: z.number().int().min(1).max(5) })])) as Record<(typeof POST_KINDS)[number], z.ZodObject<{ levels: z.ZodNumber }>>).catchall(z.object({ levels: z.number().int().min(1).max(5) })),
 });
 export type Policy = z.infer<typeof Policy>;
 
@@ -39,6 +39,8 @@ export interface ComplianceLists {
   terms: BannedTerm[];
   allow: string[];
   policy: Policy | null;
+  /** Severities that block (policy.yaml; block when there is no policy). */
+  blockSeverities: Severity[];
   /** A short hash of every file's name and content: which lists a report was checked against. */
   version: string;
   checker: Checker;
@@ -151,16 +153,17 @@ export async function loadComplianceLists(dir: string = DEFAULT_COMPLIANCE_DIR):
     if (t) issues.push({ file: a.file, line: a.line, message: `"${a.term}" is banned (${path.basename(t.file)}:${t.line}); an allow entry must be an innocent longer word` });
   }
   const allowTerms = allow.filter((a) => !banned.has(normKey(a.term))).map((a) => a.term);
+  const blockSeverities: Severity[] = policy?.block_severities ?? ["block"];
   const checker = buildChecker(
     unique.map(({ file: _f, line: _l, ...t }) => t),
     allowTerms,
-    { blockSeverities: policy?.block_severities ?? ["block"] },
+    { blockSeverities },
   );
   // A term that does not find itself can never be reported.
   for (const t of unique) {
     if (!checker.check(t.term).findings.some((f) => f.term === t.term)) issues.push({ file: t.file, line: t.line, message: `"${t.term}" can never be reported: the allow-list covers it or it normalises to nothing` });
   }
-  return { terms: unique.map(({ file: _f, line: _l, ...t }) => t), allow: allowTerms, policy, version: hash.digest("hex").slice(0, 12), checker, issues };
+  return { terms: unique.map(({ file: _f, line: _l, ...t }) => t), allow: allowTerms, policy, blockSeverities, version: hash.digest("hex").slice(0, 12), checker, issues };
 }
 
 /** The key two terms collide on: what the checker matches (normalised). */

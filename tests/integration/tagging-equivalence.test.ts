@@ -1,5 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rowsOf } from "../../src/db/client";
 import { contacts, contactTags, events, tagGroups, tags } from "../../src/db/schema/index";
 import { seededRandom } from "../../src/domain/random";
 import { DEFAULT_TAG_GROUPS } from "../../src/domain/tagging/default-groups";
@@ -137,5 +138,5 @@ async function staleBits(tenantId: string): Promise<string[]> {
   const r = await t.rt.deps.db.execute(sql`
     select s.contact_id::text as id from contact_tag_state s
     where s.tenant_id = ${tenantId}::uuid and s.tag_bits <> coalesce((select bit_or(1::bigint << tg.ordinal) from contact_tags ct join tags tg on tg.id = ct.tag_id where ct.contact_id = s.contact_id and tg.ordinal < 63), 0)`);
-  return ((Array.isArray(r) ? r : (r as unknown as { rows: unknown[] }).rows) as { id: string }[]).map((x) => x.id);
+  return rowsOf<{ id: string }>(r).map((x) => x.id);
 }

@@ -1,5 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rowsOf } from "../../src/db/client";
 import { events, tagHistory } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { client, createTestTenant, type TestTenant } from "../helpers/factories";
@@ -188,7 +189,7 @@ describe("nightly recheck times", () => {
     // -Infinity: due now ('-infinity' in PostgreSQL); otherwise the time in ms.
     const recheck = async (id: string) => {
       const r = await t.rt.deps.db.execute(sql`select recheck_at = '-infinity' as due, extract(epoch from recheck_at) * 1000 as ms from contact_tag_state where contact_id = ${id}::uuid`);
-      const [row] = (Array.isArray(r) ? r : (r as unknown as { rows: unknown[] }).rows) as { due: boolean; ms: string }[];
+      const [row] = rowsOf<{ due: boolean; ms: string }>(r);
       return row!.due ? -Infinity : Math.round(Number(row!.ms));
     };
     const admin = client(t.app, tenant.tokens.admin);

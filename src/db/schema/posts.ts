@@ -1,7 +1,8 @@
 import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { POST_KINDS } from "../../domain/compliance/posts";
 import { staff, tenants } from "./tenancy";
 
-export const POST_KINDS = ["community_post", "mass_message", "welcome_message", "article", "moments"] as const;
+export { POST_KINDS };
 export const POST_STATUSES = ["draft", "in_review", "approved", "rejected", "scheduled", "sent"] as const;
 
 /**

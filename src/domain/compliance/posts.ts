@@ -2,6 +2,9 @@ import { createHash } from "node:crypto";
 import Handlebars from "handlebars";
 import type { CheckReport, Checker, Finding, Severity } from "./checker";
 
+/** Kinds of outgoing copy; compliance-rules/policy.yaml gives each its review levels. */
+export const POST_KINDS = ["community_post", "mass_message", "welcome_message", "article", "moments"] as const;
+
 /** What a post's approvals bind to: kind, title and body (a template, as written). */
 export function contentHash(p: { kind: string; title: string | null; body: string }): string {
   return createHash("sha256").update(JSON.stringify([p.kind, p.title ?? "", p.body])).digest("hex");

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, lt, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Tx } from "../../db/client";
+import type { DbOrTx, Tx } from "../../db/client";
 import { POST_KINDS, POST_STATUSES, postReviews, posts } from "../../db/schema/index";
 import { blocking, checkPost, contentHash, TemplateError, type PostFinding } from "../../domain/compliance/posts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError, zodIssues } from "../../errors";
@@ -85,7 +85,7 @@ function view(p: PostRow, lists: ComplianceLists, reviews?: ReviewRow[]): PostVi
     reviewLevel: p.reviewLevel,
     listVersion: p.listVersion,
     findings,
-    blocking: blocking(findings, lists.policy?.block_severities ?? ["block"]),
+    blocking: blocking(findings, lists.blockSeverities),
     createdByStaffId: p.createdByStaffId,
     submittedAt: p.submittedAt?.toISOString() ?? null,
     createdAt: p.createdAt.toISOString(),
@@ -103,7 +103,7 @@ function checked(lists: ComplianceLists, p: { title: string | null; body: string
   }
 }
 
-async function load(tx: Tx | ReturnType<typeof dbOf>, ctx: Ctx, id: string, lock = false): Promise<PostRow> {
+async function load(tx: DbOrTx, ctx: Ctx, id: string, lock = false): Promise<PostRow> {
   const q = tx.select().from(posts).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, id)));
   const [row] = lock ? await q.for("update") : await q;
   if (!row) throw new NotFoundError("no such post");
@@ -256,7 +256,7 @@ export async function reviewPost({ ctx, id, input }: { ctx: Ctx; id: string; inp
     if (earlier.some((r) => r.reviewerStaffId === me)) throw new ForbiddenError("you already reviewed this content at another level: each level needs a different reviewer");
     // Re-check against the lists in use now: a term added since submission counts.
     const findings = checked(lists, post);
-    const blocks = blocking(findings, lists.policy?.block_severities ?? ["block"]);
+    const blocks = blocking(findings, lists.blockSeverities);
     if (p.data.decision === "approve" && blocks) {
       if (!p.data.overrideReason) throw new ValidationError([{ field: "overrideReason", message: "the copy has blocking findings: revise it, or an admin approves with a reason" }]);
       if (role !== "admin") throw new ForbiddenError("only an admin may approve copy with blocking findings");
@@ -275,7 +275,7 @@ export async function reviewPost({ ctx, id, input }: { ctx: Ctx; id: string; inp
       action: p.data.overrideReason ? "post.override" : `post.${p.data.decision}`,
       entityType: "post",
       entityId: id,
-      after: { level, status, contentHash: post.contentHash, listVersion: lists.version, comments: p.data.comments.length, ...(p.data.overrideReason ? { overrideReason: p.data.overrideReason, findings: findings.filter((f) => (lists.policy?.block_severities ?? ["block"]).includes(f.severity)).map((f) => f.term) } : {}) },
+      after: { level, status, contentHash: post.contentHash, listVersion: lists.version, comments: p.data.comments.length, ...(p.data.overrideReason ? { overrideReason: p.data.overrideReason, findings: findings.filter((f) => lists.blockSeverities.includes(f.severity)).map((f) => f.term) } : {}) },
     });
     const reviews = await tx.select().from(postReviews).where(eq(postReviews.postId, id)).orderBy(asc(postReviews.createdAt));
     return { row: r!, reviews };
@@ -292,7 +292,7 @@ export class SendRefused extends Error {}
  * neither wrote nor edited it, and the lists in use now must find no blocking term that an admin
  * did not override.
  */
-export async function gateCheck(db: Tx | ReturnType<typeof dbOf>, ctx: Ctx, postId: string, content?: { title: string | null; body: string }): Promise<{ sendable: boolean; reason: string | null; post: PostRow | null }> {
+export async function gateCheck(db: DbOrTx, ctx: Ctx, postId: string, content?: { title: string | null; body: string }): Promise<{ sendable: boolean; reason: string | null; post: PostRow | null }> {
   const lists = await activeLists(ctx.deps);
   const [post] = await db.select().from(posts).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, postId)));
   const no = (reason: string) => ({ sendable: false, reason, post: post ?? null });
@@ -309,7 +309,7 @@ export async function gateCheck(db: Tx | ReturnType<typeof dbOf>, ctx: Ctx, post
     if (reviewers.has(a.reviewerStaffId)) return no(`level ${level} was approved by the reviewer of another level`);
     reviewers.add(a.reviewerStaffId);
   }
-  const findings = checkPost(lists.checker, post).findings.filter((f) => (lists.policy?.block_severities ?? ["block"]).includes(f.severity));
+  const findings = checkPost(lists.checker, post).findings.filter((f) => lists.blockSeverities.includes(f.severity));
   if (findings.length && !approvals.some((a) => a.overrideReason)) return no(`the lists in use (version ${lists.version}) find blocking terms: ${[...new Set(findings.map((f) => f.term))].join(", ")}`);
   return { sendable: true, reason: null, post };
 }
@@ -333,10 +333,4 @@ export async function postGate({ ctx, id }: { ctx: Ctx; id: string }): Promise<{
   const r = await gateCheck(dbOf(ctx), ctx, id);
   if (!r.post) throw new NotFoundError("no such post");
   return { sendable: r.sendable, reason: r.reason };
-}
-
-/** After a successful send: the post is sent (final) and the send audited. */
-export async function markSent(tx: Tx, ctx: Ctx, postId: string, detail: Record<string, unknown>): Promise<void> {
-  await tx.update(posts).set({ status: "sent", updatedAt: ctx.deps.now() }).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, postId), inArray(posts.status, ["approved", "scheduled", "sent"])));
-  await audit(tx, ctx, { action: "post.send", entityType: "post", entityId: postId, after: detail });
 }

@@ -1,5 +1,6 @@
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
+import { rowsOf } from "../../db/client";
 import { segments, segmentSnapshots, staff, tagGroups, tags } from "../../db/schema/index";
 import { parseSegment, SegmentSyntaxError, tagRefs, type SegmentAst } from "../../domain/segments/parse";
 import { ConflictError, isUniqueViolation, NotFoundError, ValidationError, zodIssues } from "../../errors";
@@ -107,9 +108,6 @@ async function countWhere(ctx: Ctx, c: Compiled): Promise<number> {
   });
 }
 
-function rowsOf<T>(r: unknown): T[] {
-  return (Array.isArray(r) ? r : (r as { rows: T[] }).rows) as T[];
-}
 
 const view = (r: typeof segments.$inferSelect, count: number): SegmentView => ({ id: r.id, name: r.name, expression: r.expression, count, createdAt: r.createdAt.toISOString(), updatedAt: r.updatedAt.toISOString() });
 

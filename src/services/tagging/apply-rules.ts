@@ -5,10 +5,6 @@ import { evaluate, type ContactFacts, type EvalTrigger, type EventFact, type Tag
 import type { Ctx } from "../context";
 import { activeRules } from "./rule-set";
 
-export interface AppliedRules {
-  changes: TagChange[];
-}
-
 /** What the evaluator needs of one contact besides its tags; callers that already hold it pass it in. */
 export interface ContactInputs {
   fields: ContactFacts["fields"];
@@ -50,20 +46,10 @@ export async function loadHistories(tx: Tx, tenantId: string, contactIds: string
 }
 
 /**
- * Run the tag rules for one contact inside the caller's transaction and write the changes with
- * provenance (rule id and version, triggering event) and to tag history. The caller holds the
- * contact's row lock, so two events of one contact never race on its tags.
- */
-export async function applyRulesToContact(tx: Tx, ctx: Ctx, contactId: string, trigger: EvalTrigger | EvalTrigger[], tagIds?: Map<string, string>): Promise<AppliedRules> {
-  const triggers = Array.isArray(trigger) ? trigger : [trigger];
-  const result = await applyRulesToContacts(tx, ctx, [{ contactId, triggers }], { tagIds });
-  return { changes: result.get(contactId) ?? [] };
-}
-
-/**
- * The batched form: each contact's triggers run in order on its carried tags, and the net changes
- * of all contacts are written in three statements (removals, additions, history). The caller holds
- * the contacts' row locks. Returns the changes per contact (contacts without changes are absent).
+ * Run the tag rules for contacts inside the caller's transaction: each contact's triggers run in
+ * order on its carried tags, and the net changes of all contacts are written with provenance (rule
+ * id and version, triggering event) in three statements (removals, additions, history). The caller
+ * holds the contacts' row locks, so two batches never race on one contact's tags. Returns the changes per contact (contacts without changes are absent).
  */
 export async function applyRulesToContacts(
   tx: Tx,

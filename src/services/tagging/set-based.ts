@@ -1,5 +1,5 @@
 import { eq, sql, type SQL } from "drizzle-orm";
-import type { Tx } from "../../db/client";
+import { rowsOf, type Tx } from "../../db/client";
 import { tagGroups, tags } from "../../db/schema/index";
 import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
 import type { Action, Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
@@ -603,6 +603,3 @@ export async function runSetBased({
   return out;
 }
 
-function rowsOf<T>(r: unknown): T[] {
-  return (Array.isArray(r) ? r : (r as { rows: T[] }).rows) as T[];
-}
