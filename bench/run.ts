@@ -204,7 +204,7 @@ async function machine(rt: Runtime): Promise<string[]> {
   const redisVersion = /redis_version:(\S+)/.exec(info)?.[1] ?? "?";
   return [
     `- CPU: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores; memory ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${os.type()} ${os.release()}`,
-    `- Node ${process.version}; ${String(pg?.version).split(",")[0]} (durable: fsync on; shared_buffers 512MB, max_wal_size 4GB); Redis ${redisVersion} (no persistence)`,
+    `- Node ${process.version}; ${String(pg?.version).split(",")[0]} (durable: fsync on; shared_buffers 4GB, max_wal_size 4GB); Redis ${redisVersion} (no persistence)`,
     `- Everything on one machine over loopback: the load generator, the API, PostgreSQL and Redis share the cores.`,
   ];
 }

@@ -210,7 +210,7 @@ EOF
 if [ "${SIYU_MODE:-test}" != bench ]; then
   printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$PG_DATA/postgresql.conf"
 else
-  printf 'shared_buffers = 512MB\nmax_wal_size = 4GB\n' >>"$PG_DATA/postgresql.conf"
+  printf 'shared_buffers = 4GB\nmax_wal_size = 4GB\n' >>"$PG_DATA/postgresql.conf"
 fi
 
 pg_ready=0

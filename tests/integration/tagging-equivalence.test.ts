@@ -5,6 +5,7 @@ import { contacts, contactTags, events, tagGroups, tags } from "../../src/db/sch
 import { seededRandom } from "../../src/domain/random";
 import { DEFAULT_TAG_GROUPS } from "../../src/domain/tagging/default-groups";
 import { evaluate, type EventFact } from "../../src/domain/tagging/evaluate";
+import type { Rule } from "../../src/domain/tagging/rules";
 import { systemCtx } from "../../src/services/context";
 import { activeRules } from "../../src/services/tagging/rule-set";
 import { runSetBased } from "../../src/services/tagging/set-based";
@@ -29,6 +30,16 @@ afterAll(async () => t?.close());
 const TEXTS = ["你好", "想祛痘", "热玛吉多少钱", "想做隐形矫正", "冰点脱毛疼吗", "产后修复", "随便看看", "ＨＥＬＬＯ 美白", "减肥有什么项目"];
 const TOPICS = ["祛痘指南", "抗衰科普", "种植牙须知", "医生访谈", "门店活动"];
 const ITEMS = ["水光针", "热玛吉", "祛痘疗程", "牙齿矫正", "光子嫩肤", "盆底修复"];
+const TITLES = ["冬季补水", "热玛吉问答", "ＨＥＬＬＯ 新客"];
+
+/**
+ * Keyword rules on fewer text sources than the default ones (each rule's sources are joined into
+ * one text per event in SQL), one with its own window; they add need tags on top of the defaults.
+ */
+const EXTRA_RULES: Rule[] = [
+  { id: "test-article-only", name: "article words", priority: 150, trigger: { events: ["article_read"] }, when: { match: { keywords: ["须知", "热玛吉", "hello"], in: ["article"] } }, then: [{ add: { group: "need", tag: "种植牙" } }] },
+  { id: "test-message-items", name: "message or item words", priority: 150, trigger: { events: ["message_received", "purchase", "visit"] }, when: { match: { keywords: ["热玛吉", "光子"], in: ["message", "items"], windowDays: 30 } }, then: [{ add: { group: "need", tag: "抗衰" } }] },
+];
 
 function randomHistory(r: () => number, contactId: string): EventFact[] {
   const n = Math.floor(r() * 14);
@@ -41,7 +52,7 @@ function randomHistory(r: () => number, contactId: string): EventFact[] {
     const data: Record<string, unknown> =
       type === "purchase" ? { amount: pick([0, 300, 4999, 5000, 12000, 19999.5, 20000, 30000]), items: [pick(ITEMS)] }
       : type === "message_received" ? { text: pick(TEXTS) }
-      : type === "article_read" ? { articleId: `a${i}`, topic: pick(TOPICS) }
+      : type === "article_read" ? { articleId: `a${i}`, topic: pick(TOPICS), ...(r() < 0.5 ? { title: pick(TITLES) } : {}) }
       : type === "livestream_attended" ? { liveId: "l1", minutes: 20 }
       : type === "group_joined" ? { chatId: "wr1" }
       : type === "appointment_booked" ? { at: NOW.toISOString(), item: pick(ITEMS) }
@@ -59,7 +70,9 @@ describe("set-based SQL and incremental evaluators agree", () => {
   it.each([1, 2, 3, 4, 5])("on 40 random contacts (seed %i)", async (seed) => {
     const r = seededRandom(seed * 7919);
     const tenant = await createTestTenant(t.rt.deps);
-    const { ruleSet } = await activeRules(t.rt.deps.db, tenant.id);
+    const active = await activeRules(t.rt.deps.db, tenant.id);
+    const ruleSet = { ...active.ruleSet, rules: [...active.ruleSet.rules, ...EXTRA_RULES] };
+    const rules = { ...active, ruleSet };
     const expected = new Map<string, Record<string, string[]>>();
     for (let i = 0; i < 40; i++) {
       const [c] = await t.rt.deps.db.insert(contacts).values({ tenantId: tenant.id, name: `c${i}`, source: r() < 0.5 ? "wecom" : "import" }).returning();
@@ -79,7 +92,7 @@ describe("set-based SQL and incremental evaluators agree", () => {
       expected.set(c!.id, norm(tags));
     }
     // Odd seeds split the 40 contacts into id-range chunks of about 8, run two at a time.
-    const first = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW, ...(seed % 2 ? { chunk: 8 } : {}) });
+    const first = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW, rules, ...(seed % 2 ? { chunk: 8 } : {}) });
     expect(first.contacts).toBe(40);
     const rows = await t.rt.deps.db
       .select({ contactId: contactTags.contactId, group: tagGroups.key, name: tags.name })
@@ -94,7 +107,7 @@ describe("set-based SQL and incremental evaluators agree", () => {
     expect(mismatches).toEqual([]);
     expect(await staleBits(tenant.id)).toEqual([]);
     // A second pass over the same state writes nothing: only changed rows are ever written.
-    const again = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW });
+    const again = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW, rules });
     expect(again.added + again.removed).toBe(0);
 
     // Nights later: the nightly pass evaluates only contacts whose time-based tags may have changed
@@ -108,7 +121,7 @@ describe("set-based SQL and incremental evaluators agree", () => {
     let evaluated = 0;
     for (const days of [1, 14, 15, 100, 181, 366, 400]) {
       const at = new Date(NOW.getTime() + days * DAY);
-      const night = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "schedule", now: at, ...(seed % 2 ? { chunk: 8 } : {}) });
+      const night = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "schedule", now: at, rules, ...(seed % 2 ? { chunk: 8 } : {}) });
       evaluated += night.contacts;
       state = new Map([...state].map(([id, tg]) => [id, norm(evaluate({ fields: { source: sources.get(id)!, gender: null, sourceState: null }, tags: tg, events: histories.get(id) ?? [] }, { kind: "schedule" }, at, ruleSet, EXCLUSIVE).tags)]));
       const now = await tagsOf(tenant.id, [...state.keys()]);

@@ -63,11 +63,15 @@ export const contactTags = pgTable(
   ],
 );
 
-/** Every add and remove, never deleted. No foreign keys, for the reason given at contact_tags. */
+/**
+ * Every add and remove, never deleted. No foreign keys, for the reason given at contact_tags. One
+ * index, the primary key, which is also the timeline's (a contact's history, newest first): a
+ * backfill writes a history row per tag changed, and each index costs as much as the row.
+ */
 export const tagHistory = pgTable(
   "tag_history",
   {
-    id: bigserial("id", { mode: "number" }).primaryKey(),
+    id: bigserial("id", { mode: "number" }).notNull(),
     tenantId: uuid("tenant_id").notNull(),
     contactId: uuid("contact_id").notNull(),
     tagId: uuid("tag_id").notNull(),
@@ -79,7 +83,7 @@ export const tagHistory = pgTable(
     actorStaffId: uuid("actor_staff_id"),
     at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index("tag_history_tenant_contact_idx").on(t.tenantId, t.contactId, t.at)],
+  (t) => [primaryKey({ name: "tag_history_pkey", columns: [t.tenantId, t.contactId, t.at, t.id] })],
 );
 
 /**

@@ -89,9 +89,16 @@ class Compiler {
     return sql`${this.nowIso}::timestamptz`;
   }
 
+  /**
+   * A window's bounds as constants (`timestamptz - interval` is only stable, so PostgreSQL would
+   * compute it again for every event and aggregate). Millisecond arithmetic, as the incremental
+   * evaluator's.
+   */
   private window(windowDays: number | undefined): SQL {
     const parts = [sql`e.occurred_at <= ${this.now}`];
-    if (windowDays !== undefined) parts.push(sql`e.occurred_at > ${this.now} - make_interval(secs => ${windowDays * 86400}::float8)`);
+    const from = windowDays === undefined ? NaN : Date.parse(this.nowIso) - windowDays * DAY_MS;
+    // A window reaching before any representable time holds every event up to now.
+    if (from >= -8.64e15) parts.push(sql`e.occurred_at > ${new Date(from).toISOString()}::timestamptz`);
     return sql.join(parts, sql` and `);
   }
 
@@ -150,45 +157,60 @@ class Compiler {
     return terms.length ? sql.join(terms, sql` + `) : sql`0::float8`;
   }
 
-  /** Whether the events need their texts folded (a rule matches keywords). */
-  usesText = false;
-
   /**
-   * The events of a chunk with their texts folded once (NFKC, lower case) for keyword matching,
-   * as textsOf reads them: message text, article topic and title, the item of a visit or
-   * appointment, and a purchase's or consultation's string items joined by U+0001 (no keyword
-   * contains it, so a keyword found in the joined text is found in one item). `offset 0` keeps
-   * PostgreSQL from inlining the folded texts into every aggregate that reads them.
+   * The texts keyword matches read, one column per set of sources a rule names (usually just
+   * one): each event's texts from those sources, folded, joined by U+0001 (see eventsSource).
    */
-  eventsSource(where: SQL): SQL {
-    if (!this.usesText) return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload from events e where ${where})`;
-    const fold = (text: SQL) => sql`lower(normalize(${text}, NFKC))`;
-    const str = (type: SQL, k: string) => sql`(case when ${type} and jsonb_typeof(e.payload -> ${lit(k)}) = 'string' then ${fold(sql`e.payload ->> ${lit(k)}`)} end)`;
-    return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload,
-      ${str(sql`e.type = 'message_received'`, "text")} as n_text,
-      ${str(sql`e.type = 'article_read'`, "topic")} as n_topic,
-      ${str(sql`e.type = 'article_read'`, "title")} as n_title,
-      ${str(sql`e.type in ('appointment_booked', 'visit')`, "item")} as n_item,
-      (case when e.type in ('purchase', 'consultation_outcome') and jsonb_typeof(e.payload -> 'items') = 'array'
-        then ${fold(sql`array_to_string(array(select x #>> '{}' from jsonb_array_elements(e.payload -> 'items') x where jsonb_typeof(x) = 'string' and x #>> '{}' <> ''), chr(1))`)} end) as n_items
-      from events e where ${where} offset 0)`;
+  private readonly texts = new Map<string, { name: string; sources: string[] }>();
+
+  private textColumn(sources: readonly string[]): string {
+    const key = [...new Set(sources)].sort().join(",");
+    let t = this.texts.get(key);
+    if (!t) {
+      t = { name: `m${this.texts.size}`, sources: key.split(",") };
+      this.texts.set(key, t);
+    }
+    return t.name;
   }
 
-  /** Keyword / need match: one bool_or column over the folded texts of the events (see textsOf). */
+  /**
+   * The events of a chunk, with the texts keyword matches read folded once per event (NFKC,
+   * lower case), as textsOf reads them: message text, article topic and title, the item of a visit
+   * or appointment, and a purchase's or consultation's string items. A rule's sources are joined
+   * by U+0001 into one text (NULL when the event has none); no keyword contains U+0001, so a
+   * keyword found in the joined text is found in one of them, and each keyword is looked for once
+   * per event. `offset 0` keeps PostgreSQL from inlining the folded texts into every aggregate.
+   */
+  eventsSource(where: SQL): SQL {
+    if (!this.texts.size) return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload from events e where ${where})`;
+    const fold = (text: SQL) => sql`lower(normalize(${text}, NFKC))`;
+    const str = (type: SQL, k: string) => sql`(case when ${type} and jsonb_typeof(e.payload -> ${lit(k)}) = 'string' then ${fold(sql`e.payload ->> ${lit(k)}`)} end)`;
+    const bySource: Record<string, SQL[]> = {
+      message: [str(sql`e.type = 'message_received'`, "text")],
+      article: [str(sql`e.type = 'article_read'`, "topic"), str(sql`e.type = 'article_read'`, "title")],
+      items: [
+        str(sql`e.type in ('appointment_booked', 'visit')`, "item"),
+        sql`(case when e.type in ('purchase', 'consultation_outcome') and jsonb_typeof(e.payload -> 'items') = 'array'
+          then ${fold(sql`array_to_string(array(select x #>> '{}' from jsonb_array_elements(e.payload -> 'items') x where jsonb_typeof(x) = 'string' and x #>> '{}' <> ''), chr(1))`)} end)`,
+      ],
+    };
+    const columns = [...this.texts.values()].map((t) => sql`nullif(concat_ws(chr(1), ${sql.join(t.sources.flatMap((s) => bySource[s] ?? []), sql`, `)}), '') as ${sql.raw(t.name)}`);
+    return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload, ${sql.join(columns, sql`, `)} from events e where ${where} offset 0)`;
+  }
+
+  /** Keyword / need match: one bool_or column over the event's folded texts of the rule's sources. */
   private match(m: Extract<Condition, { match: unknown }>["match"]): SQL {
     const words = (m.need ? (this.set.needs[m.need] ?? []) : (m.keywords ?? [])).map(foldText).filter((w) => w !== "");
     if (!words.length) return sql`false`;
-    this.usesText = true;
-    const sources = m.in ?? ["message", "article", "items"];
+    const sources = (m.in ?? ["message", "article", "items"]).filter((s) => s === "message" || s === "article" || s === "items");
+    if (!sources.length) return sql`false`;
     const windowDays = m.windowDays === undefined ? undefined : this.n(m.windowDays);
     const key = JSON.stringify({ match: words, sources: [...sources].sort(), windowDays });
-    const cols = [...(sources.includes("message") ? ["n_text"] : []), ...(sources.includes("article") ? ["n_topic", "n_title"] : []), ...(sources.includes("items") ? ["n_item", "n_items"] : [])];
-    if (!cols.length) return sql`false`;
-    const hit = (col: string) => sql`coalesce(${sql.join(
-      words.map((w) => sql`position(${lit(w)} in e.${sql.raw(col)}) > 0`),
+    const text = sql.raw(`e.${this.textColumn(sources)}`);
+    const colName = this.column(key, () => sql`bool_or(${text} is not null and ${this.window(windowDays)} and (${sql.join(
+      words.map((w) => sql`position(${lit(w)} in ${text}) > 0`),
       sql` or `,
-    )}, false)`;
-    const colName = this.column(key, () => sql`bool_or(${this.window(windowDays)} and (${sql.join(cols.map(hit), sql` or `)}))`);
+    )}))`);
     return sql`coalesce(${sql.raw(`q.${colName}`)}, false)`;
   }
 
@@ -266,7 +288,11 @@ class Compiler {
       }
     };
     for (const r of rules) if (r.trigger.schedule === "daily") visit(r.when);
-    return sql`(select min(x) from unnest(array[${sql.join(parts, sql`, `)}]::timestamptz[]) x where x > ${this.now})`;
+    // least() skips NULLs: the earliest of the times still ahead, without a subquery per contact.
+    return sql`least(${sql.join(
+      parts.map((p) => sql`(case when (${p})::timestamptz > ${this.now} then (${p})::timestamptz end)`),
+      sql`, `,
+    )})`;
   }
 
   /** Whether a rule runs for a contact in this pass (see `applicable` in the evaluator). */
@@ -448,7 +474,9 @@ export async function runSetBased({
     for (let i = 0; i < due.length; i += chunk) scopes.push({ ids: due.slice(i, i + chunk) });
   } else {
     const [{ n: total } = { n: 0 }] = rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from contacts where tenant_id = ${tenant} and deleted_at is null`));
-    scopes = idRanges(Math.max(1, Math.ceil(total / chunk)));
+    // A multiple of the lanes, so that no lane runs the last chunk alone while the other idles.
+    const n = Math.ceil(total / chunk);
+    scopes = idRanges(n <= 1 ? 1 : Math.ceil(n / PARALLEL) * PARALLEL);
   }
 
   const chunkSql = (scope: Scope) => {
@@ -510,12 +538,18 @@ export async function runSetBased({
   };
 
   const inTransaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => (ctx.tx ? fn(ctx.tx) : ctx.deps.db.transaction(fn));
+  // The statement is large and runs once: compiling it (JIT) took longer than running it. A
+  // chunk's aggregates and sorts fit in memory instead of spilling to disk.
+  const settings = async (tx: Tx) => {
+    await tx.execute(sql`set local jit = off`);
+    await tx.execute(sql`set local work_mem = '64MB'`);
+  };
   const runChunk = async (k: number) => {
     const scope = scopes[k]!;
     const { head, range } = chunkSql(scope);
     if (dryRun) {
       return inTransaction(async (tx) => {
-        await tx.execute(sql`set local jit = off`);
+        await settings(tx);
         return rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
           await tx.execute(sql`${head}
           select d.grp, d.name, d.action, count(*)::int as n, (array_agg(d.cid::text order by d.cid))[1:5] as sample, (select count(*)::int from r) as contacts
@@ -525,18 +559,18 @@ export async function runSetBased({
       });
     }
     return inTransaction(async (tx) => {
-      // The statement is large and runs once: compiling it (JIT) took longer than running it.
-      await tx.execute(sql`set local jit = off`);
+      await settings(tx);
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${tagLockKeys(ctx.tenantId)[k % PARALLEL]!}::text))`);
-      const rows = rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(
-        await tx.execute(sql`${head},
+      const stmt = sql`${head},
           del as (delete from contact_tags ct using d where d.action = 'remove' and ct.tenant_id = ${tenant} and ct.contact_id = d.cid and ct.tag_id = d.tag_id),
           -- Plain inserts (no ON CONFLICT, which costs a speculative insertion per row): the chunk
           -- holds the tag lock every other writer of tags shares, so d is exactly what changes.
+          -- Rows go in index order (contact_tags by tag then contact, history by contact), so
+          -- consecutive index insertions land on the same pages: a fifth less CPU per backfill.
           ins as (insert into contact_tags (tenant_id, contact_id, tag_id, source, rule_id, rule_version)
-            select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int from d where d.action = 'add' returning 1),
+            select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int from d where d.action = 'add' order by d.tag_id, d.cid returning 1),
           hist as (insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
-            select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int from d
+            select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int from d order by d.cid
             returning action),
           -- The contact's tag bits, and the next time its time-based tags may change. A recheck mark
           -- made meanwhile by a writer without the tag lock keeps '-infinity': only a row still
@@ -556,9 +590,8 @@ export async function runSetBased({
                 : sql``
             }
           select null as grp, null as name, h.action, count(*)::int as n, null as sample, (select count(*)::int from r) as contacts from hist h group by h.action
-          union all select null, null, null, 0, null, (select count(*)::int from r)`),
-      );
-      return rows;
+          union all select null, null, null, 0, null, (select count(*)::int from r)`;
+      return rowsOf<{ grp: string; name: string; action: string; n: number; sample: string[]; contacts: number }>(await tx.execute(stmt));
     });
   };
 
