@@ -8,7 +8,7 @@ import type { App } from "../../src/http/app";
 
 export const PASSWORD = "correct-horse-battery";
 
-export type StaffKey = "admin" | "marketing" | "consultant" | "consultant2" | "reviewer";
+export type StaffKey = "admin" | "manager" | "marketing" | "consultant" | "consultant2" | "reviewer";
 
 export interface TestTenant {
   id: string;
@@ -17,8 +17,9 @@ export interface TestTenant {
   tokens: Record<StaffKey, string>;
 }
 
-const ROLE_OF: Record<StaffKey, "admin" | "marketing" | "consultant" | "reviewer"> = {
+const ROLE_OF: Record<StaffKey, "admin" | "manager" | "marketing" | "consultant" | "reviewer"> = {
   admin: "admin",
+  manager: "manager",
   marketing: "marketing",
   consultant: "consultant",
   consultant2: "consultant",

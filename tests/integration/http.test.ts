@@ -151,7 +151,7 @@ describe("operations endpoints", () => {
     expect(Object.keys(doc.paths["/v1/contacts/{id}"] ?? {})).toEqual(expect.arrayContaining(["get", "patch"]));
     expect(doc.paths["/v1/contacts/import"]?.post).toBeDefined();
     expect(doc.paths["/v1/events"]?.post).toBeDefined();
-    expect(doc.paths["/v1/contacts"]?.post?.["x-roles"]).toEqual(["admin", "marketing", "consultant"]);
+    expect(doc.paths["/v1/contacts"]?.post?.["x-roles"]).toEqual(["admin", "manager", "marketing", "consultant"]);
     expect(Object.keys(doc.paths["/v1/contacts"]?.post?.responses ?? {})).toEqual(expect.arrayContaining(["201", "401", "403", "422"]));
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     expect(doc.components.schemas).toHaveProperty("Problem");

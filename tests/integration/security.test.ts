@@ -447,7 +447,7 @@ describe("every guarded operation", () => {
 
   it("lets every role in x-roles through (consultants see only their own contacts)", async () => {
     const failures: string[] = [];
-    const keys: StaffKey[] = ["admin", "marketing", "consultant", "consultant2", "reviewer"];
+    const keys: StaffKey[] = ["admin", "manager", "marketing", "consultant", "consultant2", "reviewer"];
     for (const op of ops) {
       const spec = SPECS[op.key]!;
       for (const key of keys) {

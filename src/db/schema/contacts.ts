@@ -39,6 +39,8 @@ export const contacts = pgTable(
     // Cursor pagination walks (tenant, created_at desc, id desc).
     index("contacts_tenant_created_idx").on(t.tenantId, t.createdAt, t.id),
     index("contacts_tenant_owner_idx").on(t.tenantId, t.ownerStaffId),
+    // Target of leads_contact_owner_fk: an open lead's owner must be its contact's owner.
+    uniqueIndex("contacts_id_owner_uq").on(t.id, t.ownerStaffId),
     index("contacts_tenant_source_idx").on(t.tenantId, t.source),
     // The few deleted contacts, so segment counts exclude them with a probe instead of reading every contact row.
     index("contacts_deleted_idx").on(t.id).where(sql`deleted_at is not null`),

@@ -7,3 +7,4 @@ export * from "./wecom";
 export * from "./segments";
 export * from "./rules";
 export * from "./posts";
+export * from "./leads";

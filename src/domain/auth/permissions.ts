@@ -2,19 +2,20 @@
  * Roles and what each may do. Every route names the permission it needs; services check it again
  * (defence in depth) and apply row-level scope (a consultant sees only the contacts they own).
  */
-export const ROLES = ["admin", "marketing", "consultant", "reviewer"] as const;
+/** manager (顾问主管): sees and routes every lead and contact, without admin settings. */
+export const ROLES = ["admin", "manager", "marketing", "consultant", "reviewer"] as const;
 export type Role = (typeof ROLES)[number];
 
 export const PERMISSIONS = {
-  "contacts:read": ["admin", "marketing", "consultant"],
-  "contacts:write": ["admin", "marketing", "consultant"],
+  "contacts:read": ["admin", "manager", "marketing", "consultant"],
+  "contacts:write": ["admin", "manager", "marketing", "consultant"],
   "contacts:import": ["admin", "marketing"],
-  "events:read": ["admin", "marketing", "consultant"],
+  "events:read": ["admin", "manager", "marketing", "consultant"],
   "events:write": ["admin", "marketing"],
-  "tags:read": ["admin", "marketing", "consultant"],
+  "tags:read": ["admin", "manager", "marketing", "consultant"],
   "staff:read": ["admin"],
   "staff:write": ["admin"],
-  "clinics:read": ["admin", "marketing", "consultant", "reviewer"],
+  "clinics:read": ["admin", "manager", "marketing", "consultant", "reviewer"],
   "clinics:write": ["admin"],
   "tokens:manage": ["admin"],
   "audit:read": ["admin"],
@@ -25,16 +26,21 @@ export const PERMISSIONS = {
   "rules:read": ["admin", "marketing"],
   "rules:write": ["admin", "marketing"],
   "segments:write": ["admin", "marketing"],
-  "compliance:check": ["admin", "marketing", "consultant", "reviewer"],
+  "compliance:check": ["admin", "manager", "marketing", "consultant", "reviewer"],
   "posts:read": ["admin", "marketing", "reviewer"],
   "posts:write": ["admin", "marketing"],
   "posts:review": ["admin", "reviewer"],
+  "leads:read": ["admin", "manager", "consultant"],
+  "leads:write": ["admin", "manager", "marketing", "consultant"],
+  "leads:claim": ["consultant"],
+  "leads:assign": ["admin", "manager"],
+  "leads:settings": ["admin", "manager"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
 
 /** Roles that see phone numbers in clear; everyone else sees 138****1234. */
-export const PII_ROLES: readonly Role[] = ["admin", "consultant"];
+export const PII_ROLES: readonly Role[] = ["admin", "manager", "consultant"];
 
 export function can(role: Role, permission: Permission): boolean {
   return (PERMISSIONS[permission] as readonly Role[]).includes(role);

@@ -1,0 +1,120 @@
+import { and, eq, isNull, sql } from "drizzle-orm";
+import type { DbOrTx, Tx } from "../../db/client";
+import { rowsOf } from "../../db/client";
+import { contacts, leadAssignments, leadGradeChanges, leads, leadSettings, leadTurns, tenants } from "../../db/schema/index";
+import { DEFAULT_LEAD_CONFIG, LeadConfig } from "../../domain/leads/config";
+import { gradeLead } from "../../domain/leads/grade";
+import { chooseConsultant, type Candidate } from "../../domain/leads/route";
+import type { Strategy } from "../../domain/leads/config";
+import { actorStaffId, type Ctx } from "../context";
+
+/**
+ * Every change of lead ownership in a tenant holds this lock for the rest of its transaction:
+ * routing reads loads and turns and writes them back, so two assignments must not interleave
+ * (round-robin stays fair, capacity is never exceeded). Callers lock the contact row first.
+ */
+export async function lockLeads(tx: Tx, tenantId: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`siyu-leads-${tenantId}`}::text))`);
+}
+
+/** The lead settings for a clinic (its own row, else the tenant's, else the defaults). */
+export async function leadConfig(db: DbOrTx, tenantId: string, clinicId: string | null): Promise<LeadConfig> {
+  const rows = await db
+    .select({ clinicId: leadSettings.clinicId, config: leadSettings.config })
+    .from(leadSettings)
+    .where(and(eq(leadSettings.tenantId, tenantId), clinicId ? sql`(${leadSettings.clinicId} = ${clinicId}::uuid or ${leadSettings.clinicId} is null)` : isNull(leadSettings.clinicId)));
+  const row = rows.find((r) => r.clinicId === clinicId) ?? rows.find((r) => r.clinicId === null);
+  if (!row) return DEFAULT_LEAD_CONFIG;
+  const p = LeadConfig.safeParse(row.config);
+  return p.success ? p.data : DEFAULT_LEAD_CONFIG;
+}
+
+export async function tenantTimeZone(db: DbOrTx, tenantId: string): Promise<string> {
+  const [t] = await db.select({ tz: tenants.timezone }).from(tenants).where(eq(tenants.id, tenantId));
+  return t?.tz ?? "Asia/Shanghai";
+}
+
+/** The contact's tags by group (need, engagement, spending feed the grade). */
+export async function contactTagsByGroup(db: DbOrTx, tenantId: string, contactId: string): Promise<Record<string, string[]>> {
+  const rows = rowsOf<{ grp: string; name: string }>(
+    await db.execute(sql`select g.key as grp, t.name from contact_tags ct join tags t on t.id = ct.tag_id join tag_groups g on g.id = t.group_id
+      where ct.tenant_id = ${tenantId}::uuid and ct.contact_id = ${contactId}::uuid order by ct.added_at`),
+  );
+  const out: Record<string, string[]> = {};
+  for (const r of rows) (out[r.grp] ??= []).push(r.name);
+  return out;
+}
+
+type LeadRow = typeof leads.$inferSelect;
+
+/** Recompute a lead's score and grade; a new grade (or the first) is recorded with its parts. */
+export async function regrade(tx: Tx, ctx: Ctx, lead: LeadRow, config: LeadConfig, opts: { initial?: boolean; tags?: Record<string, string[]> } = {}): Promise<{ score: number; grade: LeadRow["grade"] }> {
+  const tg = opts.tags ?? (await contactTagsByGroup(tx, ctx.tenantId, lead.contactId));
+  const needs = [...new Set([...(lead.need ? [lead.need] : []), ...(tg.need ?? [])])];
+  const g = gradeLead({ source: lead.source, needs, engagement: tg.engagement?.[0] ?? null, spending: tg.spending?.[0] ?? null, signalScore: lead.signalScore, lastSignalAt: lead.lastSignalAt }, config.grading, ctx.deps.now());
+  if (opts.initial || g.score !== lead.score || g.grade !== lead.grade) {
+    await tx.update(leads).set({ score: g.score, grade: g.grade, updatedAt: ctx.deps.now() }).where(eq(leads.id, lead.id));
+  }
+  if (opts.initial || g.grade !== lead.grade) {
+    await tx.insert(leadGradeChanges).values({ tenantId: ctx.tenantId, leadId: lead.id, fromGrade: opts.initial ? null : lead.grade, toGrade: g.grade, score: g.score, parts: g.parts });
+  }
+  return { score: g.score, grade: g.grade };
+}
+
+/** Consultants who can take leads in a clinic (or anywhere, without one), with their load and turns. */
+export async function candidates(tx: Tx, tenantId: string, clinicId: string | null, scope: string): Promise<Candidate[]> {
+  const rows = rowsOf<{ id: string; skills: string[]; capacity: number; shift: Record<string, [string, string]> | null; open: number; turns: number | null; last_at: string | Date | null }>(
+    await tx.execute(sql`
+      select s.id, s.skills, s.capacity, s.shift,
+        (select count(*)::int from leads l where l.tenant_id = s.tenant_id and l.active_owner_staff_id = s.id) as open,
+        t.turns, t.last_at
+      from staff s left join lead_turns t on t.tenant_id = s.tenant_id and t.scope = ${scope} and t.staff_id = s.id
+      where s.tenant_id = ${tenantId}::uuid and s.role = 'consultant' and s.active
+        ${clinicId ? sql`and (s.clinic_id = ${clinicId}::uuid or s.clinic_id is null)` : sql``}
+      order by s.id`),
+  );
+  return rows.map((r) => ({ id: r.id, skills: r.skills ?? [], capacity: r.capacity, openLeads: r.open, turns: r.turns ?? 0, lastAt: r.last_at ? new Date(r.last_at) : null, shift: r.shift }));
+}
+
+/**
+ * Give an open lead to a consultant (or to the pool when staffId is null): the lead's owner and
+ * the contact's owner change together (the deferred foreign key checks it at commit), the move is
+ * recorded in lead_assignments. The caller holds the lead lock.
+ */
+export async function moveLead(
+  tx: Tx,
+  ctx: Ctx,
+  lead: Pick<LeadRow, "id" | "contactId" | "activeOwnerStaffId" | "grade">,
+  to: string | null,
+  how: { kind: string; strategy?: Strategy | null; reason?: string | null; scope?: string; config: LeadConfig; timeZone: string },
+): Promise<void> {
+  const now = ctx.deps.now();
+  await tx
+    .update(leads)
+    .set({
+      activeOwnerStaffId: to,
+      ...(to ? { ownerStaffId: to, assignedAt: now, firstContactDueAt: new Date(now.getTime() + how.config.sla.firstContactMinutes[lead.grade] * 60_000), firstContactedAt: null } : { assignedAt: null, firstContactDueAt: null }),
+      updatedAt: now,
+    })
+    .where(eq(leads.id, lead.id));
+  await tx.update(contacts).set({ ownerStaffId: to, updatedAt: now }).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, lead.contactId)));
+  await tx.insert(leadAssignments).values({ tenantId: ctx.tenantId, leadId: lead.id, contactId: lead.contactId, fromStaffId: lead.activeOwnerStaffId, toStaffId: to, kind: how.kind, strategy: how.strategy ?? null, reason: how.reason ?? null, actorStaffId: actorStaffId(ctx) });
+  if (to && how.scope) {
+    await tx
+      .insert(leadTurns)
+      .values({ tenantId: ctx.tenantId, scope: how.scope, staffId: to, turns: 1, lastAt: now })
+      .onConflictDoUpdate({ target: [leadTurns.tenantId, leadTurns.scope, leadTurns.staffId], set: { turns: sql`${leadTurns.turns} + 1`, lastAt: now } });
+  }
+}
+
+/** Route an open lead by the strategy chain; the pool when nobody fits. Caller holds the lock. */
+export async function routeLead(tx: Tx, ctx: Ctx, lead: LeadRow, opts: { kind?: string; reason?: string; exclude?: ReadonlySet<string> } = {}): Promise<{ staffId: string | null; strategy: Strategy | null }> {
+  const config = await leadConfig(tx, ctx.tenantId, lead.clinicId);
+  const timeZone = await tenantTimeZone(tx, ctx.tenantId);
+  const scope = lead.clinicId ?? "tenant";
+  const tg = await contactTagsByGroup(tx, ctx.tenantId, lead.contactId);
+  const needs = [...new Set([...(lead.need ? [lead.need] : []), ...(tg.need ?? [])])];
+  const pick = chooseConsultant(await candidates(tx, ctx.tenantId, lead.clinicId, scope), { needs }, config.assignment, ctx.deps.now(), timeZone, opts.exclude);
+  await moveLead(tx, ctx, lead, pick?.staffId ?? null, { kind: pick ? (opts.kind ?? "assign") : "pool", strategy: pick?.strategy ?? null, reason: pick ? (opts.reason ?? null) : (opts.reason ?? "nobody fits: on shift, with room and the skills"), scope, config, timeZone });
+  return { staffId: pick?.staffId ?? null, strategy: pick?.strategy ?? null };
+}
