@@ -22,6 +22,12 @@ export function localTime(at: Date, timeZone: string): { weekday: string; minute
   return { weekday, minutes: Number(get("hour")) * 60 + Number(get("minute")) };
 }
 
+/** Midnight of `at`'s local day in a time zone, as an instant. */
+export function startOfLocalDay(at: Date, timeZone: string): Date {
+  const { minutes } = localTime(at, timeZone);
+  return new Date(at.getTime() - minutes * 60_000 - at.getUTCSeconds() * 1000 - at.getUTCMilliseconds());
+}
+
 const minutesOf = (hhmm: string) => {
   const [h, m] = hhmm.split(":").map(Number);
   return (h ?? 0) * 60 + (m ?? 0);

@@ -1,11 +1,10 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
 import type { DbOrTx, Tx } from "../../db/client";
 import { rowsOf } from "../../db/client";
 import { contacts, leadAssignments, leadGradeChanges, leads, leadSettings, leadTurns, tenants } from "../../db/schema/index";
-import { DEFAULT_LEAD_CONFIG, LeadConfig } from "../../domain/leads/config";
+import { DEFAULT_LEAD_CONFIG, LeadConfig, type Strategy } from "../../domain/leads/config";
 import { gradeLead } from "../../domain/leads/grade";
 import { chooseConsultant, type Candidate } from "../../domain/leads/route";
-import type { Strategy } from "../../domain/leads/config";
 import { actorStaffId, type Ctx } from "../context";
 
 /**
@@ -34,6 +33,16 @@ export async function tenantTimeZone(db: DbOrTx, tenantId: string): Promise<stri
   return t?.tz ?? "Asia/Shanghai";
 }
 
+/** What one lead operation reads once: the settings for the lead's clinic and the tenant's time zone. */
+export interface LeadEnv {
+  config: LeadConfig;
+  timeZone: string;
+}
+
+export async function leadEnv(db: DbOrTx, tenantId: string, clinicId: string | null): Promise<LeadEnv> {
+  return { config: await leadConfig(db, tenantId, clinicId), timeZone: await tenantTimeZone(db, tenantId) };
+}
+
 /** The contact's tags by group (need, engagement, spending feed the grade). */
 export async function contactTagsByGroup(db: DbOrTx, tenantId: string, contactId: string): Promise<Record<string, string[]>> {
   const rows = rowsOf<{ grp: string; name: string }>(
@@ -47,11 +56,14 @@ export async function contactTagsByGroup(db: DbOrTx, tenantId: string, contactId
 
 type LeadRow = typeof leads.$inferSelect;
 
-/** Recompute a lead's score and grade; a new grade (or the first) is recorded with its parts. */
-export async function regrade(tx: Tx, ctx: Ctx, lead: LeadRow, config: LeadConfig, opts: { initial?: boolean; tags?: Record<string, string[]> } = {}): Promise<{ score: number; grade: LeadRow["grade"] }> {
-  const tg = opts.tags ?? (await contactTagsByGroup(tx, ctx.tenantId, lead.contactId));
-  const needs = [...new Set([...(lead.need ? [lead.need] : []), ...(tg.need ?? [])])];
-  const g = gradeLead({ source: lead.source, needs, engagement: tg.engagement?.[0] ?? null, spending: tg.spending?.[0] ?? null, signalScore: lead.signalScore, lastSignalAt: lead.lastSignalAt }, config.grading, ctx.deps.now());
+/** The needs a lead is about: its own, then the contact's need tags. */
+function leadNeeds(lead: Pick<LeadRow, "need">, tags: Record<string, string[]>): string[] {
+  return [...new Set([...(lead.need ? [lead.need] : []), ...(tags.need ?? [])])];
+}
+
+/** Recompute a lead's score and grade from the contact's tags; a new grade (or the first) is recorded with its parts. */
+export async function regrade(tx: Tx, ctx: Ctx, lead: LeadRow, config: LeadConfig, tags: Record<string, string[]>, opts: { initial?: boolean } = {}): Promise<{ score: number; grade: LeadRow["grade"] }> {
+  const g = gradeLead({ source: lead.source, needs: leadNeeds(lead, tags), engagement: tags.engagement?.[0] ?? null, spending: tags.spending?.[0] ?? null, signalScore: lead.signalScore, lastSignalAt: lead.lastSignalAt }, config.grading, ctx.deps.now());
   if (opts.initial || g.score !== lead.score || g.grade !== lead.grade) {
     await tx.update(leads).set({ score: g.score, grade: g.grade, updatedAt: ctx.deps.now() }).where(eq(leads.id, lead.id));
   }
@@ -61,12 +73,17 @@ export async function regrade(tx: Tx, ctx: Ctx, lead: LeadRow, config: LeadConfi
   return { score: g.score, grade: g.grade };
 }
 
+/** A consultant's open leads (their load against capacity), for a staff id column or value. */
+export function openLeadsOf(tenantId: SQL, staffId: SQL): SQL<number> {
+  return sql<number>`(select count(*)::int from leads l where l.tenant_id = ${tenantId} and l.active_owner_staff_id = ${staffId})`;
+}
+
 /** Consultants who can take leads in a clinic (or anywhere, without one), with their load and turns. */
 export async function candidates(tx: Tx, tenantId: string, clinicId: string | null, scope: string): Promise<Candidate[]> {
   const rows = rowsOf<{ id: string; skills: string[]; capacity: number; shift: Record<string, [string, string]> | null; open: number; turns: number | null; last_at: string | Date | null }>(
     await tx.execute(sql`
       select s.id, s.skills, s.capacity, s.shift,
-        (select count(*)::int from leads l where l.tenant_id = s.tenant_id and l.active_owner_staff_id = s.id) as open,
+        ${openLeadsOf(sql`s.tenant_id`, sql`s.id`)} as open,
         t.turns, t.last_at
       from staff s left join lead_turns t on t.tenant_id = s.tenant_id and t.scope = ${scope} and t.staff_id = s.id
       where s.tenant_id = ${tenantId}::uuid and s.role = 'consultant' and s.active
@@ -79,14 +96,15 @@ export async function candidates(tx: Tx, tenantId: string, clinicId: string | nu
 /**
  * Give an open lead to a consultant (or to the pool when staffId is null): the lead's owner and
  * the contact's owner change together (the deferred foreign key checks it at commit), the move is
- * recorded in lead_assignments. The caller holds the lead lock.
+ * recorded in lead_assignments, and the consultant takes a turn in the lead's scope (its clinic,
+ * or the tenant). The caller holds the lead lock.
  */
 export async function moveLead(
   tx: Tx,
   ctx: Ctx,
-  lead: Pick<LeadRow, "id" | "contactId" | "activeOwnerStaffId" | "grade">,
+  lead: Pick<LeadRow, "id" | "contactId" | "clinicId" | "activeOwnerStaffId" | "grade">,
   to: string | null,
-  how: { kind: string; strategy?: Strategy | null; reason?: string | null; scope?: string; config: LeadConfig; timeZone: string },
+  how: { kind: string; strategy?: Strategy | null; reason?: string | null; config: LeadConfig },
 ): Promise<void> {
   const now = ctx.deps.now();
   await tx
@@ -99,22 +117,25 @@ export async function moveLead(
     .where(eq(leads.id, lead.id));
   await tx.update(contacts).set({ ownerStaffId: to, updatedAt: now }).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, lead.contactId)));
   await tx.insert(leadAssignments).values({ tenantId: ctx.tenantId, leadId: lead.id, contactId: lead.contactId, fromStaffId: lead.activeOwnerStaffId, toStaffId: to, kind: how.kind, strategy: how.strategy ?? null, reason: how.reason ?? null, actorStaffId: actorStaffId(ctx) });
-  if (to && how.scope) {
+  if (to) {
     await tx
       .insert(leadTurns)
-      .values({ tenantId: ctx.tenantId, scope: how.scope, staffId: to, turns: 1, lastAt: now })
+      .values({ tenantId: ctx.tenantId, scope: turnScope(lead), staffId: to, turns: 1, lastAt: now })
       .onConflictDoUpdate({ target: [leadTurns.tenantId, leadTurns.scope, leadTurns.staffId], set: { turns: sql`${leadTurns.turns} + 1`, lastAt: now } });
   }
 }
 
+const turnScope = (lead: Pick<LeadRow, "clinicId">) => lead.clinicId ?? "tenant";
+
 /** Route an open lead by the strategy chain; the pool when nobody fits. Caller holds the lock. */
-export async function routeLead(tx: Tx, ctx: Ctx, lead: LeadRow, opts: { kind?: string; reason?: string; exclude?: ReadonlySet<string> } = {}): Promise<{ staffId: string | null; strategy: Strategy | null }> {
-  const config = await leadConfig(tx, ctx.tenantId, lead.clinicId);
-  const timeZone = await tenantTimeZone(tx, ctx.tenantId);
-  const scope = lead.clinicId ?? "tenant";
-  const tg = await contactTagsByGroup(tx, ctx.tenantId, lead.contactId);
-  const needs = [...new Set([...(lead.need ? [lead.need] : []), ...(tg.need ?? [])])];
-  const pick = chooseConsultant(await candidates(tx, ctx.tenantId, lead.clinicId, scope), { needs }, config.assignment, ctx.deps.now(), timeZone, opts.exclude);
-  await moveLead(tx, ctx, lead, pick?.staffId ?? null, { kind: pick ? (opts.kind ?? "assign") : "pool", strategy: pick?.strategy ?? null, reason: pick ? (opts.reason ?? null) : (opts.reason ?? "nobody fits: on shift, with room and the skills"), scope, config, timeZone });
-  return { staffId: pick?.staffId ?? null, strategy: pick?.strategy ?? null };
+export async function routeLead(
+  tx: Tx,
+  ctx: Ctx,
+  lead: LeadRow,
+  env: LeadEnv,
+  tags: Record<string, string[]>,
+  opts: { kind?: string; reason?: string; exclude?: ReadonlySet<string> } = {},
+): Promise<void> {
+  const pick = chooseConsultant(await candidates(tx, ctx.tenantId, lead.clinicId, turnScope(lead)), { needs: leadNeeds(lead, tags) }, env.config.assignment, ctx.deps.now(), env.timeZone, opts.exclude);
+  await moveLead(tx, ctx, lead, pick?.staffId ?? null, { kind: pick ? (opts.kind ?? "assign") : "pool", strategy: pick?.strategy ?? null, reason: opts.reason ?? (pick ? null : "nobody fits: on shift, with room and the skills"), config: env.config });
 }

@@ -4,11 +4,11 @@ import type { Tx } from "../../db/client";
 import { contacts, leadAssignments, leadGradeChanges, leads, leadSettings, staff } from "../../db/schema/index";
 import { ownsOnly } from "../../domain/auth/permissions";
 import { LeadConfig } from "../../domain/leads/config";
-import { localTime } from "../../domain/leads/route";
+import { startOfLocalDay } from "../../domain/leads/route";
 import { ConflictError, NotFoundError, ValidationError, zodIssues } from "../../errors";
 import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
 import { cursorText, decodeCursor, encodeCursor, type Page } from "../pagination";
-import { leadConfig, lockLeads, moveLead, regrade, routeLead, tenantTimeZone } from "./internal";
+import { contactTagsByGroup, leadConfig, leadEnv, lockLeads, moveLead, openLeadsOf, regrade, routeLead } from "./internal";
 
 export const LeadView = z.object({
   id: z.string(),
@@ -48,22 +48,17 @@ export const SignalInput = z
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-const selection = {
-  lead: leads,
-  contactName: contacts.name,
-  ownerName: staff.name,
-};
-
-async function loadViews(ctx: Ctx, where: SQL, opts: { limit?: number; order?: "created" } = {}): Promise<LeadView[]> {
+/** Leads as the API shows them, newest first, each with its keyset cursor position. */
+async function loadViews(ctx: Ctx, where: SQL, limit = 1000): Promise<(LeadView & { cursorAt: string })[]> {
   const rows = await dbOf(ctx)
-    .select(selection)
+    .select({ lead: leads, contactName: contacts.name, ownerName: staff.name, cursorAt: cursorText(leads.createdAt) })
     .from(leads)
     .innerJoin(contacts, eq(contacts.id, leads.contactId))
     .leftJoin(staff, eq(staff.id, leads.activeOwnerStaffId))
     .where(and(eq(leads.tenantId, ctx.tenantId), where))
     .orderBy(desc(leads.createdAt), desc(leads.id))
-    .limit(opts.limit ?? 1000);
-  return rows.map(({ lead: l, contactName, ownerName }) => ({
+    .limit(limit);
+  return rows.map(({ lead: l, contactName, ownerName, cursorAt }) => ({
     id: l.id,
     contactId: l.contactId,
     contactName,
@@ -83,8 +78,11 @@ async function loadViews(ctx: Ctx, where: SQL, opts: { limit?: number; order?: "
     firstContactedAt: iso(l.firstContactedAt),
     createdAt: l.createdAt.toISOString(),
     updatedAt: l.updatedAt.toISOString(),
+    cursorAt,
   }));
 }
+
+const view = ({ cursorAt: _c, ...v }: LeadView & { cursorAt: string }): LeadView => v;
 
 /** A consultant sees only the leads they own; everyone else with leads:read sees all. */
 function visibility(ctx: Ctx): SQL | undefined {
@@ -96,7 +94,7 @@ export async function getLead({ ctx, id }: { ctx: Ctx; id: string }): Promise<Le
   if (!z.uuid().safeParse(id).success) throw new NotFoundError("lead");
   const [v] = await loadViews(ctx, and(eq(leads.id, id), visibility(ctx))!);
   if (!v) throw new NotFoundError("lead");
-  return v;
+  return view(v);
 }
 
 export const ListLeadsInput = z.object({
@@ -128,16 +126,10 @@ export async function listLeads({ ctx, input }: { ctx: Ctx; input: unknown }): P
   if (q.ownerStaffId) conds.push(eq(leads.activeOwnerStaffId, q.ownerStaffId));
   const cur = decodeCursor(q.cursor);
   if (cur) conds.push(or(lt(cursorText(leads.createdAt), cur.at), and(eq(cursorText(leads.createdAt), cur.at), lt(leads.id, cur.id))));
-  const rows = await loadViews(ctx, and(sql`true`, ...conds)!, { limit: q.limit + 1 });
-  const more = rows.length > q.limit;
-  const items = rows.slice(0, q.limit);
-  const last = items[items.length - 1];
-  return { items, nextCursor: more && last ? encodeCursor(await createdAtText(ctx, last.id), last.id) : null };
-}
-
-async function createdAtText(ctx: Ctx, id: string): Promise<string> {
-  const [r] = await dbOf(ctx).select({ at: cursorText(leads.createdAt) }).from(leads).where(eq(leads.id, id));
-  return r!.at;
+  const rows = await loadViews(ctx, and(sql`true`, ...conds)!, q.limit + 1);
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return { items: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.cursorAt, last.id) : null };
 }
 
 /** Lock the contact row (every path locks the contact, then the tenant's leads: one order, no deadlock). */
@@ -165,13 +157,14 @@ export async function signalLead({ ctx, input, direct }: { ctx: Ctx; input: unkn
     await lockLeads(tx, ctx.tenantId);
     const now = ctx.deps.now();
     const [open] = await tx.select().from(leads).where(and(eq(leads.tenantId, ctx.tenantId), eq(leads.contactId, contact.id), eq(leads.status, "open")));
+    const tags = await contactTagsByGroup(tx, ctx.tenantId, contact.id);
     if (open) {
       const [raised] = await tx
         .update(leads)
         .set({ signals: sql`${leads.signals} + 1`, signalScore: sql`${leads.signalScore} + ${s.score}`, lastSignalAt: now, need: open.need ?? s.need ?? null, updatedAt: now })
         .where(eq(leads.id, open.id))
         .returning();
-      await regrade(tx, ctx, raised!, await leadConfig(tx, ctx.tenantId, raised!.clinicId));
+      await regrade(tx, ctx, raised!, await leadConfig(tx, ctx.tenantId, raised!.clinicId), tags);
       await audit(tx, ctx, { action: "lead.signal", entityType: "lead", entityId: open.id, after: { source: s.source, sourceRef: s.sourceRef ?? null, score: s.score } });
       return { id: open.id, created: false };
     }
@@ -180,21 +173,20 @@ export async function signalLead({ ctx, input, direct }: { ctx: Ctx; input: unkn
       .insert(leads)
       .values({ tenantId: ctx.tenantId, contactId: contact.id, clinicId, source: s.source, sourceRef: s.sourceRef ?? null, need: s.need ?? null, signalScore: s.score, lastSignalAt: now })
       .returning();
-    const config = await leadConfig(tx, ctx.tenantId, clinicId);
-    const graded = await regrade(tx, ctx, lead!, config, { initial: true });
+    const env = await leadEnv(tx, ctx.tenantId, clinicId);
+    const graded = await regrade(tx, ctx, lead!, env.config, tags, { initial: true });
     const fresh = { ...lead!, ...graded };
-    const timeZone = await tenantTimeZone(tx, ctx.tenantId);
     const owner = contact.ownerStaffId ?? direct ?? null;
     if (owner && (await isActiveConsultant(tx, ctx, owner))) {
-      await moveLead(tx, ctx, fresh, owner, { kind: "direct", reason: contact.ownerStaffId ? "the contact's consultant of record" : "the contact added this consultant", scope: clinicId ?? "tenant", config, timeZone });
+      await moveLead(tx, ctx, fresh, owner, { kind: "direct", reason: contact.ownerStaffId ? "the contact's consultant of record" : "the contact added this consultant", config: env.config });
     } else {
-      await routeLead(tx, ctx, fresh);
+      await routeLead(tx, ctx, fresh, env, tags);
     }
     await audit(tx, ctx, { action: "lead.create", entityType: "lead", entityId: lead!.id, after: { contactId: contact.id, source: s.source, sourceRef: s.sourceRef ?? null, grade: graded.grade, score: graded.score } });
     return { id: lead!.id, created: true };
   });
-  const [view] = await loadViews(ctx, eq(leads.id, id));
-  return { lead: view!, created };
+  const [v] = await loadViews(ctx, eq(leads.id, id));
+  return { lead: view(v!), created };
 }
 
 async function isActiveConsultant(tx: Tx, ctx: Ctx, staffId: string): Promise<boolean> {
@@ -224,17 +216,16 @@ export async function claimLead({ ctx, id }: { ctx: Ctx; id: string }): Promise<
   await withTransaction(ctx, async (tx, ctx) => {
     const lead = await lockLead(tx, ctx, id);
     if (lead.status !== "open" || lead.activeOwnerStaffId !== null) throw new ConflictError("the lead is no longer in the pool", [{ field: "id", message: "already taken or closed" }]);
-    const config = await leadConfig(tx, ctx.tenantId, lead.clinicId);
-    const timeZone = await tenantTimeZone(tx, ctx.tenantId);
+    const { config, timeZone } = await leadEnv(tx, ctx.tenantId, lead.clinicId);
     const since = startOfLocalDay(ctx.deps.now(), timeZone);
     const [{ n } = { n: 0 }] = await tx
       .select({ n: sql<number>`count(*)::int` })
       .from(leadAssignments)
       .where(and(eq(leadAssignments.tenantId, ctx.tenantId), eq(leadAssignments.toStaffId, me), eq(leadAssignments.kind, "claim"), sql`${leadAssignments.at} >= ${since.toISOString()}::timestamptz`));
     if (n >= config.assignment.poolDailyClaimCap) throw new ConflictError(`daily claim cap reached (${config.assignment.poolDailyClaimCap} a day)`, [{ field: "id", message: "claim cap reached for today" }]);
-    const [cap] = await tx.select({ capacity: staff.capacity, open: sql<number>`(select count(*)::int from leads l where l.tenant_id = ${ctx.tenantId}::uuid and l.active_owner_staff_id = ${me}::uuid)` }).from(staff).where(eq(staff.id, me));
+    const [cap] = await tx.select({ capacity: staff.capacity, open: openLeadsOf(sql`${ctx.tenantId}::uuid`, sql`${me}::uuid`) }).from(staff).where(eq(staff.id, me));
     if (cap && cap.open >= cap.capacity) throw new ConflictError("you are at capacity", [{ field: "id", message: `you hold ${cap.open} open leads (capacity ${cap.capacity})` }]);
-    await moveLead(tx, ctx, lead, me, { kind: "claim", scope: lead.clinicId ?? "tenant", config, timeZone });
+    await moveLead(tx, ctx, lead, me, { kind: "claim", config });
     await audit(tx, ctx, { action: "lead.claim", entityType: "lead", entityId: lead.id, after: { ownerStaffId: me } });
   });
   return getLead({ ctx, id });
@@ -256,16 +247,16 @@ export async function reassignLead({ ctx, id, input }: { ctx: Ctx; id: string; i
   await withTransaction(ctx, async (tx, ctx) => {
     const lead = await lockLead(tx, ctx, id);
     if (lead.status !== "open") throw new ConflictError("the lead is closed", [{ field: "id", message: `status is ${lead.status}` }]);
-    const config = await leadConfig(tx, ctx.tenantId, lead.clinicId);
-    const timeZone = await tenantTimeZone(tx, ctx.tenantId);
+    const env = await leadEnv(tx, ctx.tenantId, lead.clinicId);
     if (p.data.toStaffId === undefined) {
-      await routeLead(tx, ctx, lead, { kind: "reassign", reason: p.data.reason, exclude: new Set(lead.activeOwnerStaffId ? [lead.activeOwnerStaffId] : []) });
+      const tags = await contactTagsByGroup(tx, ctx.tenantId, lead.contactId);
+      await routeLead(tx, ctx, lead, env, tags, { kind: "reassign", reason: p.data.reason, exclude: new Set(lead.activeOwnerStaffId ? [lead.activeOwnerStaffId] : []) });
     } else {
       if (p.data.toStaffId !== null) {
         const [to] = await tx.select({ role: staff.role, active: staff.active }).from(staff).where(and(eq(staff.tenantId, ctx.tenantId), eq(staff.id, p.data.toStaffId)));
         if (!to || !to.active || to.role !== "consultant") throw new ValidationError([{ field: "toStaffId", message: "is not an active consultant of this clinic group" }]);
       }
-      await moveLead(tx, ctx, lead, p.data.toStaffId, { kind: p.data.toStaffId ? "reassign" : "release", reason: p.data.reason, scope: lead.clinicId ?? "tenant", config, timeZone });
+      await moveLead(tx, ctx, lead, p.data.toStaffId, { kind: p.data.toStaffId ? "reassign" : "release", reason: p.data.reason, config: env.config });
     }
     const [after] = await tx.select({ owner: leads.activeOwnerStaffId }).from(leads).where(eq(leads.id, lead.id));
     await audit(tx, ctx, { action: "lead.reassign", entityType: "lead", entityId: lead.id, before: { ownerStaffId: lead.activeOwnerStaffId }, after: { ownerStaffId: after!.owner, reason: p.data.reason } });
@@ -282,13 +273,6 @@ export async function leadHistory({ ctx, id }: { ctx: Ctx; id: string }) {
     assignments: moves.map((m) => ({ kind: m.kind, fromStaffId: m.fromStaffId, toStaffId: m.toStaffId, strategy: m.strategy, reason: m.reason, actorStaffId: m.actorStaffId, at: m.at.toISOString() })),
     grades: grades.map((g) => ({ fromGrade: g.fromGrade, toGrade: g.toGrade, score: g.score, parts: g.parts, at: g.at.toISOString() })),
   };
-}
-
-/** Midnight of `at`'s local day in a time zone, as an instant. */
-export function startOfLocalDay(at: Date, timeZone: string): Date {
-  const { minutes } = localTime(at, timeZone);
-  const seconds = at.getUTCSeconds() * 1000 + at.getUTCMilliseconds();
-  return new Date(at.getTime() - minutes * 60_000 - seconds);
 }
 
 /** The lead settings of the tenant (clinicId omitted) or of a clinic, with defaults filled in. */
