@@ -15,6 +15,7 @@ import type { ServiceDeps } from "../services/context";
 import { handleProcessEvents } from "./process-events";
 import { handleProcessWecomCallback } from "./process-wecom-callback";
 import { handleSweepEvents } from "./sweep-events";
+import { deliverNotification } from "../services/notifications/notify";
 
 export const WORKER_NAMES = ["events", "wecom", "maintenance", "scheduler"] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
@@ -59,6 +60,10 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
       let n = 0;
       for (const tenantId of await allTenantIds(deps)) n += await snapshotSegments({ ctx: systemCtx(deps, tenantId, "segments-snapshot"), day });
       return n;
+    }
+    case "staff-notify": {
+      const { tenantId, notificationId } = JOBS["staff-notify"].payload.parse(job.data);
+      return deliverNotification(deps, tenantId, notificationId);
     }
     case "sweep-events":
       return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });

@@ -67,6 +67,12 @@ export const JOBS = {
     attempts: 3,
     backoffMs: 60_000,
   },
+  "staff-notify": {
+    queue: QUEUES.wecom,
+    payload: z.object({ tenantId: z.uuid(), notificationId: z.uuid() }),
+    attempts: 6,
+    backoffMs: 5000,
+  },
   "sweep-events": {
     queue: QUEUES.maintenance,
     payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { check, foreignKey, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { boolean, check, foreignKey, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { contacts } from "./contacts";
 import { clinics, staff, tenants } from "./tenancy";
 
@@ -52,6 +52,8 @@ export const leads = pgTable(
     index("leads_tenant_owner_idx").on(t.tenantId, t.activeOwnerStaffId, t.grade),
     index("leads_tenant_pool_idx").on(t.tenantId, t.createdAt).where(sql`${t.status} = 'open' and ${t.activeOwnerStaffId} is null`),
     index("leads_tenant_created_idx").on(t.tenantId, t.createdAt, t.id),
+    // First-contact timers still running (rebuilt into delayed jobs on start, swept every minute).
+    index("leads_sla_due_idx").on(t.firstContactDueAt).where(sql`${t.status} = 'open' and ${t.activeOwnerStaffId} is not null and ${t.firstContactedAt} is null`),
     check("leads_active_owner_open", sql`${t.activeOwnerStaffId} is null or (${t.status} = 'open' and ${t.activeOwnerStaffId} = ${t.ownerStaffId})`),
     foreignKey({ name: "leads_contact_owner_fk", columns: [t.contactId, t.activeOwnerStaffId], foreignColumns: [contacts.id, contacts.ownerStaffId] }),
   ],
@@ -123,4 +125,157 @@ export const leadTurns = pgTable(
     lastAt: timestamp("last_at", { withTimezone: true }),
   },
   (t) => [uniqueIndex("lead_turns_pk").on(t.tenantId, t.scope, t.staffId)],
+);
+
+/** First-contact deadlines missed: who missed which deadline, and what happened to the lead. */
+export const leadSlaBreaches = pgTable(
+  "lead_sla_breaches",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    leadId: uuid("lead_id").notNull().references(() => leads.id),
+    /** The owner who missed the deadline. */
+    staffId: uuid("staff_id").notNull().references(() => staff.id),
+    dueAt: timestamp("due_at", { withTimezone: true }).notNull(),
+    breachedAt: timestamp("breached_at", { withTimezone: true }).notNull().defaultNow(),
+    /** reassign (routed to another consultant), pool (returned to 公海), kept (nobody else could take it). */
+    action: text("action").notNull(),
+    toStaffId: uuid("to_staff_id").references(() => staff.id),
+  },
+  // One breach per deadline: a retried or doubled timer job records it once.
+  (t) => [uniqueIndex("lead_sla_breaches_deadline_uq").on(t.leadId, t.dueAt), index("lead_sla_breaches_tenant_idx").on(t.tenantId, t.staffId, t.breachedAt)],
+);
+
+/** Contact attempts a consultant records on a lead (the first one meets the first-contact SLA). */
+export const leadContactAttempts = pgTable(
+  "lead_contact_attempts",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    leadId: uuid("lead_id").notNull().references(() => leads.id),
+    contactId: uuid("contact_id").notNull(),
+    staffId: uuid("staff_id").references(() => staff.id),
+    /** wecom, phone, sms, visit, other. */
+    channel: text("channel").notNull(),
+    /** reached, no_answer, busy, refused, wrong_number, left_message. */
+    outcome: text("outcome").notNull(),
+    note: text("note"),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("lead_contact_attempts_lead_idx").on(t.leadId, t.at)],
+);
+
+/**
+ * Follow-up SOP templates: which leads they apply to (by source, need, grade; empty = any) and
+ * their steps (day offset and local time, a task title, optionally an approved post sent to the
+ * patient). The highest priority matching template of the lead's clinic, else the tenant's, wins.
+ */
+export const sopTemplates = pgTable(
+  "sop_templates",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    clinicId: uuid("clinic_id").references(() => clinics.id),
+    name: text("name").notNull(),
+    match: jsonb("match").$type<Record<string, unknown>>().notNull(),
+    steps: jsonb("steps").$type<Record<string, unknown>[]>().notNull(),
+    priority: integer("priority").notNull().default(0),
+    active: boolean("active").notNull().default(true),
+    createdByStaffId: uuid("created_by_staff_id").references(() => staff.id),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("sop_templates_tenant_idx").on(t.tenantId, t.active)],
+);
+
+export const TASK_STATUSES = ["open", "done", "skipped", "cancelled"] as const;
+
+/** One step of a lead's SOP: a task for the lead's owner, due at a time, maybe with copy to send. */
+export const leadTasks = pgTable(
+  "lead_tasks",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    leadId: uuid("lead_id").notNull().references(() => leads.id),
+    contactId: uuid("contact_id").notNull(),
+    /** The lead's owner (follows the lead while the task is open; NULL while the lead is in the pool). */
+    staffId: uuid("staff_id").references(() => staff.id),
+    templateId: uuid("template_id").references(() => sopTemplates.id),
+    stepKey: text("step_key").notNull(),
+    title: text("title").notNull(),
+    /** Approved copy to send to the patient for this step (through the compliance gate). */
+    postId: uuid("post_id"),
+    dueAt: timestamp("due_at", { withTimezone: true }).notNull(),
+    status: text("status", { enum: TASK_STATUSES }).notNull().default("open"),
+    completedAt: timestamp("completed_at", { withTimezone: true }),
+    completedByStaffId: uuid("completed_by_staff_id").references(() => staff.id),
+    skipReason: text("skip_reason"),
+    /** When the step's message went to the patient, and WeCom's msgid. */
+    sentAt: timestamp("sent_at", { withTimezone: true }),
+    sendRef: text("send_ref"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("lead_tasks_step_uq").on(t.leadId, t.templateId, t.stepKey),
+    index("lead_tasks_staff_due_idx").on(t.tenantId, t.staffId, t.status, t.dueAt),
+    index("lead_tasks_lead_idx").on(t.leadId, t.dueAt),
+  ],
+);
+
+/**
+ * Messages to staff through the WeCom app (SLA reminders, digests, "this contact is already
+ * owned"): an outbox, written in the transaction that decides to notify and delivered by a job,
+ * so a crash loses none and a retry sends none twice (dedupe_key).
+ */
+export const staffNotifications = pgTable(
+  "staff_notifications",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    staffId: uuid("staff_id").notNull().references(() => staff.id),
+    /** sla_reminder, sla_breach, digest, owner_conflict, lead_assigned, transfer. */
+    kind: text("kind").notNull(),
+    leadId: uuid("lead_id"),
+    contactId: uuid("contact_id"),
+    title: text("title").notNull(),
+    body: text("body").notNull(),
+    /** One notification per key: the same reminder is never queued twice. */
+    dedupeKey: text("dedupe_key").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp("sent_at", { withTimezone: true }),
+    /** sent, no_wecom (WeCom not set up or the staff has no userid: shown in the console only), failed. */
+    outcome: text("outcome"),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+  },
+  (t) => [
+    uniqueIndex("staff_notifications_dedupe_uq").on(t.tenantId, t.dedupeKey),
+    index("staff_notifications_staff_idx").on(t.tenantId, t.staffId, t.createdAt),
+    index("staff_notifications_unsent_idx").on(t.createdAt).where(sql`${t.sentAt} is null`),
+  ],
+);
+
+/**
+ * WeCom customer transfers Siyu asked for (离职继承 and on-the-job 在职继承), one row per contact
+ * and request, with WeCom's answer and the final status from transfer_result.
+ */
+export const wecomTransfers = pgTable(
+  "wecom_transfers",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenantId: uuid("tenant_id").notNull().references(() => tenants.id),
+    contactId: uuid("contact_id").notNull(),
+    externalUserId: text("external_user_id").notNull(),
+    handoverStaffId: uuid("handover_staff_id").notNull().references(() => staff.id),
+    takeoverStaffId: uuid("takeover_staff_id").notNull().references(() => staff.id),
+    /** resigned or on_job. */
+    kind: text("kind").notNull(),
+    /** requested (WeCom accepted, waiting), done, failed (errcode or refused), skipped (no WeCom relation). */
+    status: text("status").notNull(),
+    errcode: integer("errcode"),
+    detail: text("detail"),
+    requestedAt: timestamp("requested_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("wecom_transfers_tenant_idx").on(t.tenantId, t.handoverStaffId, t.requestedAt), index("wecom_transfers_contact_idx").on(t.tenantId, t.contactId, t.requestedAt)],
 );

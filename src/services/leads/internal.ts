@@ -1,7 +1,7 @@
 import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
 import type { DbOrTx, Tx } from "../../db/client";
 import { rowsOf } from "../../db/client";
-import { contacts, leadAssignments, leadGradeChanges, leads, leadSettings, leadTurns, tenants } from "../../db/schema/index";
+import { contacts, leadAssignments, leadGradeChanges, leads, leadSettings, leadTasks, leadTurns, tenants } from "../../db/schema/index";
 import { DEFAULT_LEAD_CONFIG, LeadConfig, type Strategy } from "../../domain/leads/config";
 import { gradeLead } from "../../domain/leads/grade";
 import { chooseConsultant, type Candidate } from "../../domain/leads/route";
@@ -116,6 +116,7 @@ export async function moveLead(
     })
     .where(eq(leads.id, lead.id));
   await tx.update(contacts).set({ ownerStaffId: to, updatedAt: now }).where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, lead.contactId)));
+  await tx.update(leadTasks).set({ staffId: to }).where(and(eq(leadTasks.leadId, lead.id), eq(leadTasks.status, "open")));
   await tx.insert(leadAssignments).values({ tenantId: ctx.tenantId, leadId: lead.id, contactId: lead.contactId, fromStaffId: lead.activeOwnerStaffId, toStaffId: to, kind: how.kind, strategy: how.strategy ?? null, reason: how.reason ?? null, actorStaffId: actorStaffId(ctx) });
   if (to) {
     await tx
