@@ -33,6 +33,8 @@ export interface Ctx {
   requestId?: string | undefined;
   logger: Logger;
   tx?: Tx | undefined;
+  /** Work to run once the transaction in `tx` commits (set by withTransaction). */
+  afterCommit?: (() => Promise<unknown>)[] | undefined;
 }
 
 export function systemCtx(deps: ServiceDeps, tenantId: string, name = "system", requestId?: string): Ctx {
@@ -44,10 +46,28 @@ export function dbOf(ctx: Ctx): DbOrTx {
   return ctx.tx ?? ctx.deps.db;
 }
 
-/** Run fn in a transaction, reusing the caller's when ctx already carries one. */
+/**
+ * Run fn in a transaction, reusing the caller's when ctx already carries one. Work registered with
+ * `afterCommit` inside runs once the outermost transaction has committed (not at all on rollback).
+ */
 export async function withTransaction<T>(ctx: Ctx, fn: (tx: Tx, ctx: Ctx) => Promise<T>): Promise<T> {
   if (ctx.tx) return fn(ctx.tx, ctx);
-  return ctx.deps.db.transaction(async (tx) => fn(tx, { ...ctx, tx }));
+  const after: (() => Promise<unknown>)[] = [];
+  const out = await ctx.deps.db.transaction(async (tx) => fn(tx, { ...ctx, tx, afterCommit: after }));
+  for (const work of after) {
+    await work().catch((err: Error) => ctx.logger.warn({ err: err.message }, "after-commit work failed; the sweeps retry it"));
+  }
+  return out;
+}
+
+/**
+ * Run `work` after the current transaction commits (enqueue a job, wake a delivery). Only for work
+ * that a sweep also does eventually: inside a transaction opened without withTransaction it is
+ * left to the sweep; outside any transaction it runs now.
+ */
+export function afterCommit(ctx: Ctx, work: () => Promise<unknown>): void {
+  if (ctx.afterCommit) ctx.afterCommit.push(work);
+  else if (!ctx.tx) void work().catch((err: Error) => ctx.logger.warn({ err: err.message }, "after-commit work failed; the sweeps retry it"));
 }
 
 /** Throws ForbiddenError unless the acting staff member's role grants the permission. System actors may do anything. */

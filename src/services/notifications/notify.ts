@@ -3,7 +3,7 @@ import type { DbOrTx } from "../../db/client";
 import { staff, staffNotifications } from "../../db/schema/index";
 import { jobId } from "../../queue/catalog";
 import { WecomError } from "../../wecom/api/errors";
-import type { ServiceDeps } from "../context";
+import { afterCommit, type Ctx, type ServiceDeps } from "../context";
 import { loadWecomApp } from "../wecom/settings";
 
 export interface NotificationInput {
@@ -92,4 +92,11 @@ export async function findUndelivered(db: DbOrTx, opts: { olderThan: Date; limit
     .where(and(isNull(staffNotifications.sentAt), lt(staffNotifications.createdAt, opts.olderThan), lt(staffNotifications.attempts, 20)))
     .orderBy(asc(staffNotifications.createdAt))
     .limit(opts.limit);
+}
+
+/** Queue notifications in the caller's transaction and wake their delivery once it commits. */
+export async function notifyStaff(db: DbOrTx, ctx: Ctx, items: NotificationInput[]): Promise<string[]> {
+  const ids = await queueNotifications(db, ctx.tenantId, items);
+  if (ids.length) afterCommit(ctx, () => deliverSoon(ctx.deps, ctx.tenantId, ids));
+  return ids;
 }
