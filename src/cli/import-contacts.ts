@@ -7,6 +7,7 @@ interface Report {
   total: number;
   created: number;
   updated: number;
+  leads: number;
   skipped: number;
   failed: number;
   errors: { row: number; field: string; message: string }[];
@@ -72,7 +73,7 @@ export async function importContactsCommand(file: string, o: { url?: string; tok
     return 2;
   }
   const bar = new SingleBar({ format: "importing {bar} {percentage}% | {value}/{total} rows | {created} new, {updated} updated, {failed} failed | ETA {eta_formatted}", stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
-  const sum: Report = { total: 0, created: 0, updated: 0, skipped: 0, failed: 0, errors: [] };
+  const sum: Report = { total: 0, created: 0, updated: 0, skipped: 0, failed: 0, leads: 0, errors: [] };
   const started = Date.now();
   bar.start(totalRows, 0, { created: 0, updated: 0, failed: 0 });
   for (const chunk of chunks) {
@@ -88,13 +89,13 @@ export async function importContactsCommand(file: string, o: { url?: string; tok
       return 1;
     }
     const r = (await res.json()) as Report;
-    for (const k of ["total", "created", "updated", "skipped", "failed"] as const) sum[k] += r[k];
+    for (const k of ["total", "created", "updated", "skipped", "failed", "leads"] as const) sum[k] += r[k] ?? 0;
     sum.errors.push(...r.errors);
     bar.increment(chunk.rows, { created: sum.created, updated: sum.updated, failed: sum.failed });
   }
   bar.stop();
   const secs = (Date.now() - started) / 1000;
-  process.stdout.write(`${sum.total} rows in ${secs.toFixed(1)} s: ${sum.created} created, ${sum.updated} updated, ${sum.skipped} skipped, ${sum.failed} failed\n`);
+  process.stdout.write(`${sum.total} rows in ${secs.toFixed(1)} s: ${sum.created} created, ${sum.updated} updated, ${sum.skipped} skipped, ${sum.failed} failed${sum.leads ? `, ${sum.leads} leads` : ""}\n`);
   if (sum.errors.length) {
     const out = o.errors ?? `${file}.errors.csv`;
     const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);

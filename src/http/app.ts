@@ -18,6 +18,7 @@ import { segmentRoutes } from "./routes/segments";
 import { tagRuleRoutes } from "./routes/tag-rules";
 import { complianceRoutes } from "./routes/compliance";
 import { postRoutes, reviewRoutes } from "./routes/posts";
+import { leadRoutes, leadSettingsRoutes, offboardRoutes, sopTemplateRoutes, taskRoutes, workspaceRoutes } from "./routes/leads";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
 
@@ -83,6 +84,12 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/compliance", complianceRoutes());
   app.route("/v1/posts", postRoutes());
   app.route("/v1/reviews", reviewRoutes());
+  app.route("/v1/leads", leadRoutes());
+  app.route("/v1/lead-settings", leadSettingsRoutes());
+  app.route("/v1/workspace", workspaceRoutes());
+  app.route("/v1/staff", offboardRoutes());
+  app.route("/v1/tasks", taskRoutes());
+  app.route("/v1/sop-templates", sopTemplateRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });

@@ -16,8 +16,12 @@ import { handleProcessEvents } from "./process-events";
 import { handleProcessWecomCallback } from "./process-wecom-callback";
 import { handleSweepEvents } from "./sweep-events";
 import { deliverNotification } from "../services/notifications/notify";
+import { runWecomTransfers, tenantsWithOpenTransfers } from "../services/leads/transfers";
+import { regradeFadingLeads } from "../services/leads/regrade";
+import { breachSla, remindSla, sweepSla } from "../services/leads/sla";
+import { dueDigests, sendDailyDigest } from "../services/leads/sop";
 
-export const WORKER_NAMES = ["events", "wecom", "maintenance", "scheduler"] as const;
+export const WORKER_NAMES = ["events", "wecom", "maintenance", "leads", "scheduler"] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 export interface RunningWorker {
@@ -48,8 +52,13 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
       await deps.producer.enqueueMany("tagging-nightly", ids.map((tenantId) => ({ payload: { tenantId, day }, jobId: jobId("tag-nightly", tenantId, day) })));
       return ids.length;
     }
-    case "tagging-nightly":
-      return runNightlyTagging({ deps, tenantId: JOBS["tagging-nightly"].payload.parse(job.data).tenantId });
+    case "tagging-nightly": {
+      const { tenantId } = JOBS["tagging-nightly"].payload.parse(job.data);
+      const r = await runNightlyTagging({ deps, tenantId });
+      // Lead grades follow: recency fades for leads nobody signalled lately.
+      await regradeFadingLeads(deps, tenantId);
+      return r;
+    }
     case "tagging-backfill": {
       const { tenantId } = JOBS["tagging-backfill"].payload.parse(job.data);
       forgetActiveRules(tenantId); // this process may hold the previous version for a few seconds
@@ -61,12 +70,39 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
       for (const tenantId of await allTenantIds(deps)) n += await snapshotSegments({ ctx: systemCtx(deps, tenantId, "segments-snapshot"), day });
       return n;
     }
+    case "wecom-transfers": {
+      const { tenantId } = JOBS["wecom-transfers"].payload.parse(job.data);
+      const ids = tenantId ? [tenantId] : await tenantsWithOpenTransfers(deps);
+      let n = 0;
+      for (const id of ids) n += (await runWecomTransfers(deps, id)).refreshed;
+      return n;
+    }
     case "staff-notify": {
       const { tenantId, notificationId } = JOBS["staff-notify"].payload.parse(job.data);
       return deliverNotification(deps, tenantId, notificationId);
     }
     case "sweep-events":
       return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });
+    case "lead-sla-remind": {
+      const p = JOBS["lead-sla-remind"].payload.parse(job.data);
+      return remindSla(deps, { tenantId: p.tenantId, leadId: p.leadId, dueAt: new Date(p.dueAt) });
+    }
+    case "lead-sla-breach": {
+      const p = JOBS["lead-sla-breach"].payload.parse(job.data);
+      return breachSla(deps, { tenantId: p.tenantId, leadId: p.leadId, dueAt: new Date(p.dueAt) });
+    }
+    case "lead-sla-sweep": {
+      const { reason } = JOBS["lead-sla-sweep"].payload.parse(job.data);
+      return sweepSla(deps, { rearm: reason === "schedule" ? "near" : "all" });
+    }
+    case "lead-digest-all": {
+      // One job per tenant and local day: ticks, retries and extra schedulers add none.
+      const due = await dueDigests(deps);
+      await deps.producer.enqueueMany("lead-digest", due.map(({ tenantId, day }) => ({ payload: { tenantId, day }, jobId: jobId("lead-digest", tenantId, day) })));
+      return due.length;
+    }
+    case "lead-digest":
+      return sendDailyDigest({ deps, ...JOBS["lead-digest"].payload.parse(job.data) });
     default:
       throw new Error(`queue ${queue} has no handler for job ${job.name}`);
   }
@@ -94,7 +130,7 @@ export function startQueueWorker(deps: ServiceDeps, redisUrl: string, queue: Que
   );
   worker.on("error", (err) => deps.logger.error({ queue, err: err.message }, "worker error"));
   return {
-    name: queue === QUEUES.events ? "events" : queue === QUEUES.wecom ? "wecom" : "maintenance",
+    name: queue,
     close: async () => {
       await worker.close();
       await connection.quit().catch(() => connection.disconnect());
@@ -104,24 +140,28 @@ export function startQueueWorker(deps: ServiceDeps, redisUrl: string, queue: Que
 
 /**
  * Cron ticks only enqueue, with a time-bucketed job id, so any number of scheduler processes
- * produce one job per tick. A sweep also runs at start so a restart recovers stragglers at once.
+ * produce one job per tick. Sweeps also run at start so a restart recovers stragglers at once; the
+ * lead SLA sweep at start re-arms every first-contact timer from PostgreSQL.
  */
 export function startScheduler(deps: ServiceDeps): RunningWorker {
   const enqueueSweep = (reason: "schedule" | "startup") => {
     const bucket = new Date(deps.now()).toISOString().slice(0, 16).replace(/[-T:]/g, "");
-    return deps.producer
-      .enqueue("sweep-events", { reason }, { jobId: jobId("sweep", reason, bucket) })
-      .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue sweep"));
+    return Promise.all([
+      deps.producer.enqueue("sweep-events", { reason }, { jobId: jobId("sweep", reason, bucket) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue sweep")),
+      deps.producer.enqueue("lead-sla-sweep", { reason }, { jobId: jobId("sla-sweep", reason, bucket) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the lead SLA sweep")),
+    ]);
   };
   void enqueueSweep("startup");
   const task = cron.schedule("* * * * *", () => void enqueueSweep("schedule"), { timezone: deps.config.TIMEZONE });
-  // Nightly full WeCom sync at 03:00 local time (one job per day, however many schedulers run).
+  // Nightly full WeCom sync at 03:00 local time (one job per day, however many schedulers run),
+  // and the follow-up of customer transfers (离职继承) WeCom completes 24 h after they start.
   const nightly = cron.schedule(
     "0 3 * * *",
-    () =>
-      void deps.producer
-        .enqueue("wecom-sync-all", { reason: "schedule" }, { jobId: jobId("wsync-all", new Date(deps.now()).toISOString().slice(0, 10)) })
-        .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly WeCom sync")),
+    () => {
+      const day = new Date(deps.now()).toISOString().slice(0, 10);
+      void deps.producer.enqueue("wecom-sync-all", { reason: "schedule" }, { jobId: jobId("wsync-all", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly WeCom sync"));
+      void deps.producer.enqueue("wecom-transfers", {}, { jobId: jobId("wtransfer-all", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the transfer follow-up"));
+    },
     { timezone: deps.config.TIMEZONE },
   );
   // Time-based tag rules (沉睡, spending windows, engagement decay) at 02:30 local time.
@@ -144,6 +184,16 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
     },
     { timezone: deps.config.TIMEZONE },
   );
+  // Consultants' daily digest at 08:30 in each tenant's own time zone: a quarter-hourly tick finds
+  // the tenants where it is due (every zone's offset is a multiple of 15 minutes).
+  const digests = cron.schedule(
+    "*/15 * * * *",
+    () => {
+      const at = new Date(deps.now()).toISOString().slice(0, 16).replace(/[-T:]/g, "");
+      void deps.producer.enqueue("lead-digest-all", { at }, { jobId: jobId("lead-digest-all", at) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the lead digests"));
+    },
+    { timezone: deps.config.TIMEZONE },
+  );
   return {
     name: "scheduler",
     close: async () => {
@@ -151,6 +201,7 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
       await nightly.stop();
       await tagging.stop();
       await snapshots.stop();
+      await digests.stop();
     },
   };
 }
@@ -164,6 +215,8 @@ export function startWorkers(deps: ServiceDeps, redisUrl: string, names: readonl
         ? startQueueWorker(deps, redisUrl, QUEUES.wecom, 4)
         : n === "maintenance"
           ? startQueueWorker(deps, redisUrl, QUEUES.maintenance, 1)
-          : startScheduler(deps),
+          : n === "leads"
+            ? startQueueWorker(deps, redisUrl, QUEUES.leads, 4)
+            : startScheduler(deps),
   );
 }

@@ -5,6 +5,8 @@ export const QUEUES = {
   events: "events",
   wecom: "wecom",
   maintenance: "maintenance",
+  /** Lead timers (first-contact SLA reminders and breaches): short jobs that must not wait behind tag backfills. */
+  leads: "leads",
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -67,11 +69,50 @@ export const JOBS = {
     attempts: 3,
     backoffMs: 60_000,
   },
+  "wecom-transfers": {
+    queue: QUEUES.wecom,
+    /** One tenant's transfers (after an offboarding), or every tenant with transfers open (daily). */
+    payload: z.object({ tenantId: z.uuid().optional() }),
+    attempts: 5,
+    backoffMs: 30_000,
+  },
   "staff-notify": {
     queue: QUEUES.wecom,
     payload: z.object({ tenantId: z.uuid(), notificationId: z.uuid() }),
     attempts: 6,
     backoffMs: 5000,
+  },
+  "lead-sla-remind": {
+    queue: QUEUES.leads,
+    payload: z.object({ tenantId: z.uuid(), leadId: z.uuid(), dueAt: z.iso.datetime() }),
+    attempts: 5,
+    backoffMs: 5000,
+  },
+  "lead-sla-breach": {
+    queue: QUEUES.leads,
+    payload: z.object({ tenantId: z.uuid(), leadId: z.uuid(), dueAt: z.iso.datetime() }),
+    attempts: 8,
+    backoffMs: 5000,
+  },
+  /** Every minute: breach passed deadlines whose job was lost, re-arm near ones; at start: re-arm all. */
+  "lead-sla-sweep": {
+    queue: QUEUES.leads,
+    payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),
+    attempts: 3,
+    backoffMs: 5000,
+  },
+  /** Every 15 minutes: enqueue the daily digest of each tenant where it is 08:30-09:15 (one job per tenant and local day). */
+  "lead-digest-all": {
+    queue: QUEUES.leads,
+    payload: z.object({ at: z.string() }),
+    attempts: 1,
+    backoffMs: 1000,
+  },
+  "lead-digest": {
+    queue: QUEUES.leads,
+    payload: z.object({ tenantId: z.uuid(), day: z.iso.date() }),
+    attempts: 3,
+    backoffMs: 60_000,
   },
   "sweep-events": {
     queue: QUEUES.maintenance,

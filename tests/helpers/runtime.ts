@@ -21,9 +21,10 @@ export interface TestRuntime {
 
 /**
  * A runtime on its own database (cloned from the migrated template) and its own queue prefix, so
- * test files share the PostgreSQL and Redis servers but no data.
+ * test files share the PostgreSQL and Redis servers but no data. `now` replaces the services' clock
+ * (deps.now), e.g. a moving clock running ahead of the real one.
  */
-export async function createTestRuntime(overrides: Record<string, string> = {}, opts: { wecomBaseUrl?: string } = {}): Promise<TestRuntime> {
+export async function createTestRuntime(overrides: Record<string, string> = {}, opts: { wecomBaseUrl?: string; now?: () => Date } = {}): Promise<TestRuntime> {
   const base = process.env.DATABASE_URL!;
   const name = `t_${randomBytes(6).toString("hex")}`;
   const admin = postgres(base, { max: 1, onnotice: () => {} });

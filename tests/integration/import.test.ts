@@ -168,7 +168,7 @@ describe("POST /v1/contacts/import", () => {
   it("answers an empty report for a header-only file", async () => {
     const res = await importCsv(tenant.tokens.admin, "姓名,手机号\n");
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ total: 0, created: 0, updated: 0, skipped: 0, failed: 0, errors: [] });
+    expect(res.body).toEqual({ total: 0, created: 0, updated: 0, skipped: 0, failed: 0, leads: 0, errors: [] });
   });
 });
 

@@ -9,6 +9,8 @@ import { systemCtx } from "../../src/services/context";
 import { claimLead, getLead, leadHistory, listLeads, putLeadSettings, reassignLead, signalLead } from "../../src/services/leads/leads";
 import { createStaff } from "../../src/services/staff/create";
 import { updateContact } from "../../src/services/contacts/update";
+import { sweepSla } from "../../src/services/leads/sla";
+import { recordAttempt } from "../../src/services/leads/workspace";
 import { ROOT } from "../helpers/cli";
 import { createTestTenant, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
@@ -177,8 +179,15 @@ describe("leads follow their contact", () => {
     const { tenant, ctx, ids } = await tenantWithConsultants(2);
     const { lead } = await signalLead({ ctx, input: { contactId: (await newContact(tenant.id)).id } });
     const other = ids.find((id) => id !== lead.ownerStaffId)!;
+    await recordAttempt({ ctx, id: lead.id, input: { channel: "phone", outcome: "reached" } });
     await updateContact({ ctx: staffCtx(tenant, "admin"), id: lead.contactId, input: { ownerStaffId: other } });
-    expect((await getLead({ ctx, id: lead.id })).ownerStaffId).toBe(other);
+    const moved = await getLead({ ctx, id: lead.id });
+    expect(moved.ownerStaffId).toBe(other);
+    // The new owner's first-contact clock restarts: the trigger clears it, the minute SLA sweep sets it.
+    expect([moved.firstContactedAt, moved.firstContactDueAt]).toEqual([null, null]);
+    expect((await sweepSla(t.rt.deps, { rearm: "near" })).restarted).toBeGreaterThanOrEqual(1);
+    const clocked = await getLead({ ctx, id: lead.id });
+    expect(new Date(clocked.firstContactDueAt!).getTime()).toBeGreaterThan(new Date(moved.assignedAt!).getTime());
     await updateContact({ ctx: staffCtx(tenant, "admin"), id: lead.contactId, input: { ownerStaffId: null } });
     expect((await getLead({ ctx, id: lead.id })).inPool).toBe(true);
     expect((await leadHistory({ ctx, id: lead.id })).assignments.map((a) => [a.kind, a.toStaffId])).toEqual([

@@ -1,7 +1,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contactFollows, contacts, contactTags, events, tagGroups, tags, wecomCallbacks } from "../../src/db/schema/index";
+import { contactFollows, contacts, contactTags, events, leadAssignments, leads, tagGroups, tags, wecomCallbacks } from "../../src/db/schema/index";
 import { referralState } from "../../src/domain/contacts/referral";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
@@ -91,6 +91,15 @@ describe("WeCom end to end through the fake", () => {
     expect(second.delivery.delivered).toBe(true);
     await waitFor(async () => (await eventsOf(first.externalUserId)).filter((e) => e.type === "contact_added" && e.processedAt).length === 2, { what: "second add applied" });
     expect((await contactByExt(first.externalUserId))!.ownerStaffId).toBe(tenant.staff.consultant2.id);
+    // Both consultants are told by WeCom app message: the owner that the patient added a colleague, the colleague whose patient it is.
+    const told = await waitFor(async () => {
+      const m = fake.state.appMessages.filter((x) => JSON.stringify(x.body).includes("撞单提醒") && JSON.stringify(x.body).includes("陈先生"));
+      return m.length >= 2 ? m : null;
+    }, { what: "owner-conflict app messages" });
+    expect(told.flatMap((m) => m.delivered).sort()).toEqual([consultant, consultant2].sort());
+    expect(JSON.stringify(told.find((m) => m.delivered.includes(consultant2))!.body)).toContain("客户仍归属于您");
+    expect(JSON.stringify(told.find((m) => m.delivered.includes(consultant))!.body)).toContain("请勿重复跟进");
+    expect(await t.rt.deps.db.select().from(leads).where(eq(leads.contactId, owned.id))).toHaveLength(0);
   });
 
   it("applies a redelivered callback once", async () => {
@@ -195,6 +204,11 @@ describe("WeCom end to end through the fake", () => {
     expect(c.sourceState).toBe(ch.body.state);
     const list = await api.get("/v1/wecom/channels");
     expect(list.body.items.find((x: { id: string }) => x.id === ch.body.id).contacts).toBe(1);
+    // The patient becomes a lead of the consultant they added, directly (not by the strategy chain).
+    const [lead] = await t.rt.deps.db.select().from(leads).where(eq(leads.contactId, c.id));
+    expect(lead).toMatchObject({ status: "open", source: "wecom_qr", sourceRef: `channel:${ch.body.id}`, activeOwnerStaffId: c.ownerStaffId });
+    const [move] = await t.rt.deps.db.select().from(leadAssignments).where(eq(leadAssignments.leadId, lead!.id));
+    expect(move).toMatchObject({ kind: "direct", toStaffId: c.ownerStaffId });
     const dup = await api.post("/v1/wecom/channels", { name: "重复", staffIds: [tenant.staff.consultant.id], state: ch.body.state });
     expect(dup.status).toBe(409);
   });

@@ -32,6 +32,8 @@ export const PERMISSIONS = {
   "posts:review": ["admin", "reviewer"],
   "leads:read": ["admin", "manager", "consultant"],
   "leads:write": ["admin", "manager", "marketing", "consultant"],
+  /** Work a lead: record contact attempts and consultation outcomes, do SOP tasks (consultants: their own). */
+  "leads:work": ["admin", "manager", "consultant"],
   "leads:claim": ["consultant"],
   "leads:assign": ["admin", "manager"],
   "leads:settings": ["admin", "manager"],

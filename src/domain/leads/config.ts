@@ -12,7 +12,7 @@ export const GradingConfig = z
     /** Points per need type of the lead (the contact's need tags); `other` for any need not listed. */
     needs: z.record(z.string().min(1), points).default({ 种植牙: 25, 正畸: 25, 抗衰: 20, 产后修复: 20, 减重: 15, 脱毛: 15, 美白: 10, 祛痘: 10, other: 5 }),
     /** Points per lead source (rule, api, import, wecom_qr, livestream, referral, ...); `other` otherwise. */
-    sources: z.record(z.string().min(1), points).default({ referral: 25, wecom_qr: 20, livestream: 15, rule: 10, api: 10, import: 5, other: 5 }),
+    sources: z.record(z.string().min(1), points).default({ referral: 25, wecom_qr: 20, appointment: 20, livestream: 15, message: 10, rule: 10, api: 10, import: 5, other: 5 }),
     /** Points per engagement tag. */
     engagement: z.record(z.string().min(1), points).default({ 高: 20, 中: 10, 低: 0 }),
     /** Points per spending tier tag. */
@@ -68,11 +68,24 @@ export const SlaConfig = z
   })
   .strict();
 
+export const OutcomeConfig = z
+  .object({
+    /** Why consultations are lost (a lost outcome must give one; nurture calendars target them as tags). */
+    lostReasons: z
+      .array(z.string().trim().min(1).max(30))
+      .min(1)
+      .max(50)
+      .refine((a) => new Set(a).size === a.length, { message: "has a reason twice" })
+      .default(["价格敏感", "担心效果", "恐惧疼痛", "时间不便", "选择了其他机构", "暂无需求", "联系不上", "其他"]),
+  })
+  .strict();
+
 export const LeadConfig = z
   .object({
     grading: GradingConfig.default(GradingConfig.parse({})),
     assignment: AssignmentConfig.default(AssignmentConfig.parse({})),
     sla: SlaConfig.default(SlaConfig.parse({})),
+    outcomes: OutcomeConfig.default(OutcomeConfig.parse({})),
   })
   .strict();
 export type LeadConfig = z.infer<typeof LeadConfig>;

@@ -14,9 +14,17 @@ export interface Candidate {
   shift: Record<string, [string, string]> | null;
 }
 
+// Building a DateTimeFormat costs far more than using one: one per time zone.
+const formats = new Map<string, Intl.DateTimeFormat>();
+
 /** Weekday and minutes after midnight of `at` in a time zone. */
 export function localTime(at: Date, timeZone: string): { weekday: string; minutes: number } {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
+  let format = formats.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", { timeZone, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    formats.set(timeZone, format);
+  }
+  const parts = format.formatToParts(at);
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "";
   const weekday = get("weekday").toLowerCase().slice(0, 3);
   return { weekday, minutes: Number(get("hour")) * 60 + Number(get("minute")) };
@@ -28,7 +36,8 @@ export function startOfLocalDay(at: Date, timeZone: string): Date {
   return new Date(at.getTime() - minutes * 60_000 - at.getUTCSeconds() * 1000 - at.getUTCMilliseconds());
 }
 
-const minutesOf = (hhmm: string) => {
+/** Minutes after midnight of "HH:MM". */
+export const minutesOf = (hhmm: string) => {
   const [h, m] = hhmm.split(":").map(Number);
   return (h ?? 0) * 60 + (m ?? 0);
 };

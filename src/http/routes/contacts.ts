@@ -37,6 +37,7 @@ const ImportReport = z
     updated: z.number(),
     skipped: z.number(),
     failed: z.number(),
+    leads: z.number().openapi({ description: "Leads opened or raised by rows with a lead column" }),
     errors: z.array(z.object({ row: z.number(), field: z.string(), message: z.string() })),
   })
   .openapi("ImportReport");
@@ -77,7 +78,7 @@ export function contactRoutes(importLimitBytes: number) {
       tags: ["contacts"],
       summary: "Import contacts from CSV",
       description:
-        "Body: CSV (text/csv) with a header. Columns: name/姓名, phone/手机号, external_user_id, union_id, gender/性别, source/来源, state, owner/归属顾问 (email, WeCom id or name), clinic/门店; other columns become attributes. Dedupes by phone or external id.",
+        "Body: CSV (text/csv) with a header. Columns: name/姓名, phone/手机号, external_user_id, union_id, gender/性别, source/来源, state, owner/归属顾问 (email, WeCom id or name), clinic/门店, lead/线索/意向项目 (是/yes opens a lead; a need type such as 种植牙 opens one about that need; 否/empty: none); other columns become attributes. Dedupes by phone or external id.",
       request: {
         query: z.object({
           onDuplicate: ImportContactsOptions.shape.onDuplicate.optional(),

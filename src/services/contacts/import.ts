@@ -8,6 +8,7 @@ import { audit, requirePermission, requirePii, withTransaction, type AuditEntry,
 import { findByKeys } from "./internal";
 import { auditSnapshot, ContactFields, type ContactRow } from "./schemas";
 import { markTagsDue } from "../tagging/tag-state";
+import { signalLead } from "../leads/leads";
 
 export const ImportContactsOptions = z.object({
   /** update: fill existing contacts (matched by phone or external id) with the row's values; skip: leave them. */
@@ -31,6 +32,8 @@ export interface ImportReport {
   updated: number;
   skipped: number;
   failed: number;
+  /** Leads opened or raised by rows with a lead (线索 / 意向项目) column. */
+  leads: number;
   errors: ImportRowError[];
 }
 
@@ -45,7 +48,12 @@ const HEADER_ALIASES: Record<string, string> = {
   sourcestate: "sourceState", state: "sourceState", 渠道码: "sourceState",
   owner: "owner", owneremail: "owner", 归属顾问: "owner", 顾问: "owner", 咨询师: "owner",
   clinic: "clinic", 门店: "clinic", 诊所: "clinic",
+  lead: "lead", 线索: "lead", 意向: "lead", 意向项目: "lead", leadneed: "lead",
 };
+
+/** Values of the lead column that open a lead without naming a need; any other value is the need type. */
+const LEAD_YES = new Set(["1", "y", "yes", "true", "是", "有", "有意向", "线索"]);
+const LEAD_NO = new Set(["0", "n", "no", "false", "否", "无"]);
 
 const GENDERS: Record<string, "male" | "female" | "unknown"> = {
   male: "male", m: "male", 男: "male", female: "female", f: "female", 女: "female", unknown: "unknown", 未知: "unknown",
@@ -58,6 +66,8 @@ interface Prepared {
   values: Omit<typeof contacts.$inferInsert, "tenantId">;
   /** Fields present in the row (empty cells leave existing values alone on update). */
   present: Set<string>;
+  /** Open (or raise) a lead for the contact: null no, "" yes, else the need type. */
+  lead: string | null;
 }
 
 export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: string; options?: unknown }): Promise<ImportReport> {
@@ -81,7 +91,7 @@ export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: str
     const e = err as { message?: string; lines?: number };
     throw new ValidationError([{ field: "csv", message: `line ${(e.lines ?? 0) + rowOffset}: ${e.message ?? "cannot be parsed"}` }]);
   }
-  const report: ImportReport = { total: records.length, created: 0, updated: 0, skipped: 0, failed: 0, errors: [] };
+  const report: ImportReport = { total: records.length, created: 0, updated: 0, skipped: 0, failed: 0, leads: 0, errors: [] };
   if (records.length === 0) return report;
   const headerKeys = Object.keys(records[0]!.record);
   if (!headerKeys.some((k) => k === "name" || k === "phone" || k === "externalUserId")) {
@@ -159,6 +169,11 @@ export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: str
       clinicId = refs.clinicByName.get(raw.clinic);
       if (!clinicId) return fail("clinic", `no clinic named "${raw.clinic}"`);
     }
+    let lead: string | null = null;
+    if (typeof raw.lead === "string" && !LEAD_NO.has(raw.lead.toLowerCase())) {
+      lead = LEAD_YES.has(raw.lead.toLowerCase()) ? "" : raw.lead;
+      if (lead.length > 64) return fail("lead", "a need type has at most 64 characters");
+    }
     const checked = ContactFields.pick({ name: true, externalUserId: true, unionId: true, source: true, sourceState: true }).safeParse(raw);
     if (!checked.success) {
       const i = checked.error.issues[0]!;
@@ -180,6 +195,7 @@ export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: str
     return {
       row,
       present,
+      lead,
       values: {
         name: c.name ?? null,
         ...phoneCols,
@@ -204,6 +220,7 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
     });
     const inserts: Prepared[] = [];
     const audits: AuditEntry[] = [];
+    const leadsFor: { contactId: string; need: string }[] = [];
     for (const p of prepared) {
       const a = p.values.phoneHash ? existing.byPhone.get(p.values.phoneHash) : undefined;
       const b = p.values.externalUserId ? existing.byExternal.get(p.values.externalUserId) : undefined;
@@ -233,6 +250,7 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
         .where(and(eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, match.id)))
         .returning();
       report.updated++;
+      if (p.lead !== null) leadsFor.push({ contactId: match.id, need: p.lead });
       await markTagsDue(tx, ctx.tenantId, [match.id]);
       audits.push({ action: "contact.update", entityType: "contact", entityId: match.id, before: auditSnapshot(match), after: { ...auditSnapshot(row!), via: "import" } });
     }
@@ -242,9 +260,17 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
         .values(inserts.map((p) => ({ tenantId: ctx.tenantId, ...p.values })))
         .returning();
       report.created += rows.length;
-      for (const r of rows) audits.push({ action: "contact.create", entityType: "contact", entityId: r.id, after: { ...auditSnapshot(r), via: "import" } });
+      rows.forEach((r, i) => {
+        audits.push({ action: "contact.create", entityType: "contact", entityId: r.id, after: { ...auditSnapshot(r), via: "import" } });
+        if (inserts[i]!.lead !== null) leadsFor.push({ contactId: r.id, need: inserts[i]!.lead! });
+      });
     }
     await audit(tx, ctx, audits);
+    // Leads in the same transaction as their contacts: routed like any other (owner first, else the chain).
+    for (const l of leadsFor) {
+      await signalLead({ ctx, input: { contactId: l.contactId, source: "import", ...(l.need ? { need: l.need } : {}) } });
+      report.leads++;
+    }
   }).catch((err: unknown) => {
     if (err instanceof AppError) throw err;
     throw new AppError("INTERNAL", "import failed; no rows of the failing part were written", { cause: err });

@@ -6,7 +6,7 @@ import { checkOccurredAt, EventInput, MAX_EVENTS_PER_BATCH } from "../../domain/
 import { normalizePhone } from "../../domain/pii/phone";
 import { ValidationError, zodIssues, type FieldIssue } from "../../errors";
 import { jobId } from "../../queue/catalog";
-import { audit, requirePermission, requirePii, withTransaction, type AuditEntry, type Ctx } from "../context";
+import { afterCommit, audit, requirePermission, requirePii, withTransaction, type AuditEntry, type Ctx } from "../context";
 import { EVENT_BATCH } from "./process";
 
 export const IngestEventsInput = z.object({
@@ -99,6 +99,11 @@ export async function ingestEvents({ ctx, input, source = "api" }: { ctx: Ctx; i
   });
 
   let enqueued = true;
+  if (ctx.tx) {
+    // Inside the caller's transaction: the worker must not look before the events are committed.
+    afterCommit(ctx, () => ctx.deps.producer.enqueueMany("process-events", eventJobs(ctx.tenantId, result.newIds)));
+    return { accepted: result.accepted, duplicates: parsed.length - result.accepted, ids: result.ids, enqueued };
+  }
   try {
     // One job per EVENT_BATCH events: the worker applies each job's events in one transaction.
     await ctx.deps.producer.enqueueMany("process-events", eventJobs(ctx.tenantId, result.newIds));

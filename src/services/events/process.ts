@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { contacts, events } from "../../db/schema/index";
 import { jobId } from "../../queue/catalog";
 import { withTransaction, type Ctx } from "../context";
+import { closeLeadsOnOutcomes } from "../leads/workspace";
 import { applyRulesToContacts, loadHistories, tenantTagIds, type ContactInputs } from "../tagging/apply-rules";
 import { markTagsDue, shareTagLocks } from "../tagging/tag-state";
 
@@ -81,6 +82,9 @@ export async function processEvents({ ctx, eventIds }: { ctx: Ctx; eventIds: str
       { tagIds: await tenantTagIds(tx, ctx.tenantId), inputs },
     );
     changed.push(...applied.keys());
+    // A consultation's outcome closes the contact's open lead (converted or lost).
+    const outcomes = batch.filter((e) => e.type === "consultation_outcome");
+    if (outcomes.length) await closeLeadsOnOutcomes(tx, ctx, outcomes.map((e) => ({ contactId: e.contactId, occurredAt: e.occurredAt, data: e.payload })));
     // New events move time-based boundaries (a purchase opens a window) and feed the daily rules;
     // the tag bits follow the tags just written.
     await markTagsDue(tx, ctx.tenantId, contactIds);

@@ -5,7 +5,9 @@ import { contacts, leadAssignments, leadGradeChanges, leads, leadSettings, leadT
 import { DEFAULT_LEAD_CONFIG, LeadConfig, type Strategy } from "../../domain/leads/config";
 import { gradeLead } from "../../domain/leads/grade";
 import { chooseConsultant, type Candidate } from "../../domain/leads/route";
-import { actorStaffId, type Ctx } from "../context";
+import { slaDueAt, slaRemindAt, type Shift } from "../../domain/leads/sla";
+import { actorStaffId, afterCommit, type Ctx } from "../context";
+import { armSlaTimers } from "./sla-timers";
 
 /**
  * Every change of lead ownership in a tenant holds this lock for the rest of its transaction:
@@ -98,20 +100,36 @@ export async function candidates(tx: Tx, tenantId: string, clinicId: string | nu
  * the contact's owner change together (the deferred foreign key checks it at commit), the move is
  * recorded in lead_assignments, and the consultant takes a turn in the lead's scope (its clinic,
  * or the tenant). The caller holds the lead lock.
+ *
+ * A new owner gets a fresh first-contact deadline (by grade, counted in their working hours when
+ * the SLA says so; see domain/leads/sla.ts), and its timers are armed once the transaction
+ * commits. `timeZone` (the tenant's) and `shift` (the new owner's) are read when not given.
  */
 export async function moveLead(
   tx: Tx,
   ctx: Ctx,
   lead: Pick<LeadRow, "id" | "contactId" | "clinicId" | "activeOwnerStaffId" | "grade">,
   to: string | null,
-  how: { kind: string; strategy?: Strategy | null; reason?: string | null; config: LeadConfig },
+  how: { kind: string; strategy?: Strategy | null; reason?: string | null; config: LeadConfig; timeZone?: string; shift?: Shift },
 ): Promise<void> {
   const now = ctx.deps.now();
+  let timer: { dueAt: Date; remindAt: Date | null } | null = null;
+  if (to) {
+    const sla = how.config.sla;
+    let { timeZone, shift } = how;
+    if (timeZone === undefined || (sla.workingHoursOnly && shift === undefined)) {
+      const [row] = rowsOf<{ shift: Shift; tz: string }>(await tx.execute(sql`select s.shift, t.timezone as tz from staff s join tenants t on t.id = s.tenant_id where s.tenant_id = ${ctx.tenantId}::uuid and s.id = ${to}::uuid`));
+      timeZone ??= row?.tz ?? "Asia/Shanghai";
+      shift ??= row?.shift ?? null;
+    }
+    const dueAt = slaDueAt(now, sla.firstContactMinutes[lead.grade], shift ?? null, timeZone, sla.workingHoursOnly);
+    timer = { dueAt, remindAt: slaRemindAt(now, dueAt, sla.remindBeforeMinutes) };
+  }
   await tx
     .update(leads)
     .set({
       activeOwnerStaffId: to,
-      ...(to ? { ownerStaffId: to, assignedAt: now, firstContactDueAt: new Date(now.getTime() + how.config.sla.firstContactMinutes[lead.grade] * 60_000), firstContactedAt: null } : { assignedAt: null, firstContactDueAt: null }),
+      ...(to && timer ? { ownerStaffId: to, assignedAt: now, firstContactDueAt: timer.dueAt, firstContactedAt: null } : { assignedAt: null, firstContactDueAt: null }),
       updatedAt: now,
     })
     .where(eq(leads.id, lead.id));
@@ -123,6 +141,10 @@ export async function moveLead(
       .insert(leadTurns)
       .values({ tenantId: ctx.tenantId, scope: turnScope(lead), staffId: to, turns: 1, lastAt: now })
       .onConflictDoUpdate({ target: [leadTurns.tenantId, leadTurns.scope, leadTurns.staffId], set: { turns: sql`${leadTurns.turns} + 1`, lastAt: now } });
+  }
+  if (timer) {
+    const { dueAt, remindAt } = timer;
+    afterCommit(ctx, () => armSlaTimers(ctx.deps, ctx.tenantId, lead.id, dueAt, remindAt));
   }
 }
 
@@ -137,6 +159,14 @@ export async function routeLead(
   tags: Record<string, string[]>,
   opts: { kind?: string; reason?: string; exclude?: ReadonlySet<string> } = {},
 ): Promise<void> {
-  const pick = chooseConsultant(await candidates(tx, ctx.tenantId, lead.clinicId, turnScope(lead)), { needs: leadNeeds(lead, tags) }, env.config.assignment, ctx.deps.now(), env.timeZone, opts.exclude);
-  await moveLead(tx, ctx, lead, pick?.staffId ?? null, { kind: pick ? (opts.kind ?? "assign") : "pool", strategy: pick?.strategy ?? null, reason: opts.reason ?? (pick ? null : "nobody fits: on shift, with room and the skills"), config: env.config });
+  const people = await candidates(tx, ctx.tenantId, lead.clinicId, turnScope(lead));
+  const pick = chooseConsultant(people, { needs: leadNeeds(lead, tags) }, env.config.assignment, ctx.deps.now(), env.timeZone, opts.exclude);
+  await moveLead(tx, ctx, lead, pick?.staffId ?? null, {
+    kind: pick ? (opts.kind ?? "assign") : "pool",
+    strategy: pick?.strategy ?? null,
+    reason: opts.reason ?? (pick ? null : "nobody fits: on shift, with room and the skills"),
+    config: env.config,
+    timeZone: env.timeZone,
+    shift: people.find((c) => c.id === pick?.staffId)?.shift ?? null,
+  });
 }

@@ -1,7 +1,7 @@
-import { and, desc, eq, isNull, lt, or, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Tx } from "../../db/client";
-import { contacts, leadAssignments, leadGradeChanges, leads, leadSettings, staff } from "../../db/schema/index";
+import { clinics, contacts, leadAssignments, leadGradeChanges, leads, leadSettings, staff } from "../../db/schema/index";
 import { ownsOnly } from "../../domain/auth/permissions";
 import { LeadConfig } from "../../domain/leads/config";
 import { startOfLocalDay } from "../../domain/leads/route";
@@ -9,6 +9,7 @@ import { ConflictError, NotFoundError, ValidationError, zodIssues } from "../../
 import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
 import { cursorText, decodeCursor, encodeCursor, type Page } from "../pagination";
 import { contactTagsByGroup, leadConfig, leadEnv, lockLeads, moveLead, openLeadsOf, regrade, routeLead } from "./internal";
+import { startSop } from "./sop";
 
 export const LeadView = z.object({
   id: z.string(),
@@ -84,9 +85,19 @@ async function loadViews(ctx: Ctx, where: SQL, limit = 1000): Promise<(LeadView 
 
 const view = ({ cursorAt: _c, ...v }: LeadView & { cursorAt: string }): LeadView => v;
 
-/** A consultant sees only the leads they own; everyone else with leads:read sees all. */
+/** Views of leads by id (no visibility filter: for callers that chose the ids within it). */
+export async function leadViews(ctx: Ctx, ids: string[]): Promise<LeadView[]> {
+  if (!ids.length) return [];
+  return (await loadViews(ctx, inArray(leads.id, ids), ids.length)).map(view);
+}
+
+/**
+ * A consultant sees only the leads they own, and their closed ones (they stay the consultant of
+ * record); everyone else with leads:read sees all.
+ */
 function visibility(ctx: Ctx): SQL | undefined {
-  return ctx.actor.kind === "staff" && ownsOnly(ctx.actor.role) ? eq(leads.activeOwnerStaffId, ctx.actor.staffId) : undefined;
+  if (!(ctx.actor.kind === "staff" && ownsOnly(ctx.actor.role))) return undefined;
+  return or(eq(leads.activeOwnerStaffId, ctx.actor.staffId), and(sql`${leads.status} <> 'open'`, eq(leads.ownerStaffId, ctx.actor.staffId)));
 }
 
 export async function getLead({ ctx, id }: { ctx: Ctx; id: string }): Promise<LeadView> {
@@ -178,10 +189,11 @@ export async function signalLead({ ctx, input, direct }: { ctx: Ctx; input: unkn
     const fresh = { ...lead!, ...graded };
     const owner = contact.ownerStaffId ?? direct ?? null;
     if (owner && (await isActiveConsultant(tx, ctx, owner))) {
-      await moveLead(tx, ctx, fresh, owner, { kind: "direct", reason: contact.ownerStaffId ? "the contact's consultant of record" : "the contact added this consultant", config: env.config });
+      await moveLead(tx, ctx, fresh, owner, { kind: "direct", reason: contact.ownerStaffId ? "the contact's consultant of record" : "the contact added this consultant", config: env.config, timeZone: env.timeZone });
     } else {
       await routeLead(tx, ctx, fresh, env, tags);
     }
+    await startSop(tx, ctx, lead!);
     await audit(tx, ctx, { action: "lead.create", entityType: "lead", entityId: lead!.id, after: { contactId: contact.id, source: s.source, sourceRef: s.sourceRef ?? null, grade: graded.grade, score: graded.score } });
     return { id: lead!.id, created: true };
   });
@@ -195,7 +207,7 @@ async function isActiveConsultant(tx: Tx, ctx: Ctx, staffId: string): Promise<bo
 }
 
 /** Lock a lead by id after its contact (see lockContact): returns the row, locked. */
-async function lockLead(tx: Tx, ctx: Ctx, id: string) {
+export async function lockLead(tx: Tx, ctx: Ctx, id: string) {
   if (!z.uuid().safeParse(id).success) throw new NotFoundError("lead");
   const [peek] = await tx.select({ contactId: leads.contactId }).from(leads).where(and(eq(leads.tenantId, ctx.tenantId), eq(leads.id, id)));
   if (!peek) throw new NotFoundError("lead");
@@ -225,7 +237,7 @@ export async function claimLead({ ctx, id }: { ctx: Ctx; id: string }): Promise<
     if (n >= config.assignment.poolDailyClaimCap) throw new ConflictError(`daily claim cap reached (${config.assignment.poolDailyClaimCap} a day)`, [{ field: "id", message: "claim cap reached for today" }]);
     const [cap] = await tx.select({ capacity: staff.capacity, open: openLeadsOf(sql`${ctx.tenantId}::uuid`, sql`${me}::uuid`) }).from(staff).where(eq(staff.id, me));
     if (cap && cap.open >= cap.capacity) throw new ConflictError("you are at capacity", [{ field: "id", message: `you hold ${cap.open} open leads (capacity ${cap.capacity})` }]);
-    await moveLead(tx, ctx, lead, me, { kind: "claim", config });
+    await moveLead(tx, ctx, lead, me, { kind: "claim", config, timeZone });
     await audit(tx, ctx, { action: "lead.claim", entityType: "lead", entityId: lead.id, after: { ownerStaffId: me } });
   });
   return getLead({ ctx, id });
@@ -256,7 +268,7 @@ export async function reassignLead({ ctx, id, input }: { ctx: Ctx; id: string; i
         const [to] = await tx.select({ role: staff.role, active: staff.active }).from(staff).where(and(eq(staff.tenantId, ctx.tenantId), eq(staff.id, p.data.toStaffId)));
         if (!to || !to.active || to.role !== "consultant") throw new ValidationError([{ field: "toStaffId", message: "is not an active consultant of this clinic group" }]);
       }
-      await moveLead(tx, ctx, lead, p.data.toStaffId, { kind: p.data.toStaffId ? "reassign" : "release", reason: p.data.reason, config: env.config });
+      await moveLead(tx, ctx, lead, p.data.toStaffId, { kind: p.data.toStaffId ? "reassign" : "release", reason: p.data.reason, config: env.config, timeZone: env.timeZone });
     }
     const [after] = await tx.select({ owner: leads.activeOwnerStaffId }).from(leads).where(eq(leads.id, lead.id));
     await audit(tx, ctx, { action: "lead.reassign", entityType: "lead", entityId: lead.id, before: { ownerStaffId: lead.activeOwnerStaffId }, after: { ownerStaffId: after!.owner, reason: p.data.reason } });
@@ -278,13 +290,21 @@ export async function leadHistory({ ctx, id }: { ctx: Ctx; id: string }) {
 /** The lead settings of the tenant (clinicId omitted) or of a clinic, with defaults filled in. */
 export async function getLeadSettings({ ctx, clinicId }: { ctx: Ctx; clinicId?: string | undefined }): Promise<LeadConfig> {
   requirePermission(ctx, "leads:settings");
+  await checkClinic(ctx, clinicId);
   return leadConfig(dbOf(ctx), ctx.tenantId, clinicId ?? null);
+}
+
+async function checkClinic(ctx: Ctx, clinicId: string | undefined): Promise<void> {
+  if (!clinicId) return;
+  const [c] = await dbOf(ctx).select({ id: clinics.id }).from(clinics).where(and(eq(clinics.tenantId, ctx.tenantId), eq(clinics.id, clinicId)));
+  if (!c) throw new ValidationError([{ field: "clinicId", message: "is not a clinic of this tenant" }]);
 }
 
 export async function putLeadSettings({ ctx, clinicId, input }: { ctx: Ctx; clinicId?: string | undefined; input: unknown }): Promise<LeadConfig> {
   requirePermission(ctx, "leads:settings");
   const p = LeadConfig.safeParse(input ?? {});
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
+  await checkClinic(ctx, clinicId);
   return withTransaction(ctx, async (tx, ctx) => {
     const before = await leadConfig(tx, ctx.tenantId, clinicId ?? null);
     const scope = clinicId ? eq(leadSettings.clinicId, clinicId) : isNull(leadSettings.clinicId);

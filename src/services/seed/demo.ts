@@ -1,5 +1,5 @@
-import { and, asc, eq } from "drizzle-orm";
-import { contacts, staff, tenants } from "../../db/schema/index";
+import { and, asc, eq, isNotNull, sql } from "drizzle-orm";
+import { contacts, leads, leadTasks, staff, tenants } from "../../db/schema/index";
 import { type EventType } from "../../domain/events/types";
 import { seededRandom } from "../../domain/random";
 import { systemCtx, type ServiceDeps } from "../context";
@@ -8,6 +8,9 @@ import { ingestEvents } from "../events/ingest";
 import { createStaff } from "../staff/create";
 import { createTenant } from "../tenants/create";
 import { importContacts } from "../contacts/import";
+import { signalLead } from "../leads/leads";
+import { completeTask, listTasks, skipTask } from "../leads/sop";
+import type { Ctx } from "../context";
 
 export const DEMO_STAFF = [
   { name: "王静", email: "admin@demo.siyu.local", role: "admin", wecomUserId: "wangjing" },
@@ -79,7 +82,29 @@ export async function seedDemo({ deps, slug, password, contactCount = 200 }: { d
     const r = await ingestEvents({ ctx, input: { events: batch.slice(i, i + 1000) }, source: "seed" });
     total += r.accepted;
   }
+  await seedFollowUps(ctx);
   return { created: true, tenantId: tenant.id, adminStaffId: staffIds.wangjing!, contacts: people.length, events: total };
+}
+
+/**
+ * A few leads one to four days old, so the consultants' SOP task lists show done, skipped, overdue
+ * and today's steps from the start (leads the rules open from the seeded events are new).
+ */
+async function seedFollowUps(ctx: Ctx): Promise<void> {
+  const db = ctx.deps.db;
+  const owned = await db.select({ id: contacts.id }).from(contacts).where(and(eq(contacts.tenantId, ctx.tenantId), isNotNull(contacts.ownerStaffId))).orderBy(asc(contacts.createdAt)).limit(6);
+  for (const [i, c] of owned.entries()) {
+    const { lead } = await signalLead({ ctx, input: { contactId: c.id, source: ["referral", "wecom_qr", "livestream"][i % 3], need: TOPICS[i % TOPICS.length], score: 20 } });
+    const days = 1 + (i % 4);
+    await db.update(leads).set({ createdAt: sql`${leads.createdAt} - ${days}::int * interval '1 day'` }).where(eq(leads.id, lead.id));
+    await db.update(leadTasks).set({ dueAt: sql`${leadTasks.dueAt} - ${days}::int * interval '1 day'` }).where(eq(leadTasks.leadId, lead.id));
+    const [greeting, next] = (await listTasks({ ctx, input: { leadId: lead.id } })).items;
+    if (greeting) {
+      await completeTask({ ctx, id: greeting.id });
+      await db.update(leadTasks).set({ completedAt: sql`${leadTasks.dueAt} - interval '40 minutes'` }).where(eq(leadTasks.id, greeting.id));
+    }
+    if (next && i % 3 === 2) await skipTask({ ctx, id: next.id, input: { reason: "客户已主动预约面诊" } });
+  }
 }
 
 function demoData(type: EventType, t: number, pick: <T>(xs: readonly T[]) => T, rand: () => number): Record<string, unknown> {

@@ -4,6 +4,9 @@ import { contacts, contactTags, events, tagGroups, tagHistory, tags } from "../.
 import { evaluate, type ContactFacts, type EvalTrigger, type EventFact, type TagChange } from "../../domain/tagging/evaluate";
 import type { Ctx } from "../context";
 import { activeRules } from "./rule-set";
+import { signalLead } from "../leads/leads";
+import { GRADE_GROUPS, regradeLeadsOf } from "../leads/regrade";
+import { NotFoundError } from "../../errors";
 
 /** What the evaluator needs of one contact besides its tags; callers that already hold it pass it in. */
 export interface ContactInputs {
@@ -79,6 +82,7 @@ export async function applyRulesToContacts(
   const adds: (typeof contactTags.$inferInsert)[] = [];
   const removes: { contactId: string; tagId: string }[] = [];
   const history: (typeof tagHistory.$inferInsert)[] = [];
+  const leadSignals: LeadSignal[] = [];
   for (const { contactId, triggers } of items) {
     const input = inputs.get(contactId);
     if (!input) continue; // no such contact (deleted row): nothing to tag
@@ -91,6 +95,7 @@ export async function applyRulesToContacts(
       const r = evaluate({ fields: input.fields, tags: tagsNow, events: input.history }, tr, now, ruleSet, exclusiveGroups);
       for (const c of r.changes) last.set(`${c.group}\u0000${c.tag}`, { ruleId: c.ruleId, eventId: tr.kind === "event" ? tr.event.id : null });
       tagsNow = r.tags;
+      for (const e of r.effects) if (e.kind === "lead" && tr.kind === "event") leadSignals.push({ contactId, ruleId: e.ruleId, source: e.source, score: e.score, eventId: tr.event.id, eventType: tr.event.type });
     }
     const changes = netChanges(before, tagsNow, last);
     if (!changes.length) continue;
@@ -115,7 +120,46 @@ export async function applyRulesToContacts(
   }
   if (adds.length) await tx.insert(contactTags).values(adds).onConflictDoNothing();
   if (history.length) await tx.insert(tagHistory).values(history);
+  await openRuleLeads(tx, ctx, leadSignals, tagsOf, out);
+  // Open leads follow the tags their grade reads (a signalled lead was just regraded).
+  const signalled = new Set(leadSignals.map((s) => s.contactId));
+  await regradeLeadsOf(tx, ctx, [...out].filter(([id, changes]) => !signalled.has(id) && changes.some((c) => GRADE_GROUPS.has(c.group))).map(([id]) => id));
   return out;
+}
+
+interface LeadSignal {
+  contactId: string;
+  ruleId: string;
+  source: string;
+  score: number | undefined;
+  eventId: string;
+  eventType: string;
+}
+
+/**
+ * `lead` actions of rules that fired on events: open a lead for the contact (or raise its open
+ * one), in the events' transaction, after the tags are written (the grade reads them). One signal
+ * per contact and rule per batch. Contacts are already locked by the caller, so the lock order
+ * (contacts, then the tenant's lead lock) holds. Leads come from events only: a backfill or the
+ * nightly pass re-derives tags from history and opens no lead for the past.
+ */
+async function openRuleLeads(tx: Tx, ctx: Ctx, signals: LeadSignal[], tagsBefore: Map<string, Record<string, string[]>>, changes: Map<string, TagChange[]>): Promise<void> {
+  const seen = new Set<string>();
+  for (const s of signals) {
+    const key = `${s.contactId} ${s.ruleId}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const needs = [...(tagsBefore.get(s.contactId)?.need ?? []), ...(changes.get(s.contactId) ?? []).filter((c) => c.group === "need" && c.action === "add").map((c) => c.tag)];
+    try {
+      await signalLead({
+        ctx: { ...ctx, tx },
+        input: { contactId: s.contactId, source: s.source, sourceRef: `rule:${s.ruleId}:${s.eventType}`.slice(0, 200), ...(needs.length ? { need: needs[needs.length - 1] } : {}), ...(s.score !== undefined ? { score: s.score } : {}) },
+      });
+    } catch (err) {
+      // A contact deleted by these very events opens no lead; anything else fails the batch (and is retried).
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
 }
 
 function netChanges(before: Record<string, string[]>, after: Record<string, string[]>, last: Map<string, { ruleId: string; eventId: string | null }>): (TagChange & { eventId: string | null })[] {

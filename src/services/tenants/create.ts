@@ -3,6 +3,7 @@ import { tagGroups, tags, tenants } from "../../db/schema/index";
 import { DEFAULT_TAG_GROUPS } from "../../domain/tagging/default-groups";
 import { ConflictError, isUniqueViolation, ValidationError, zodIssues } from "../../errors";
 import type { ServiceDeps } from "../context";
+import { seedDefaultSopTemplate } from "../leads/sop";
 
 export const CreateTenantInput = z.object({
   slug: z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, "lowercase letters, digits and dashes"),
@@ -11,7 +12,7 @@ export const CreateTenantInput = z.object({
 });
 export type CreateTenantInput = z.infer<typeof CreateTenantInput>;
 
-/** A new tenant with the default tag groups. System operation (tenants are provisioned, not self-served). */
+/** A new tenant with the default tag groups and follow-up SOP. System operation (tenants are provisioned, not self-served). */
 export async function createTenant({ deps, input }: { deps: ServiceDeps; input: unknown }): Promise<typeof tenants.$inferSelect> {
   const p = CreateTenantInput.safeParse(input);
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
@@ -28,6 +29,7 @@ export async function createTenant({ deps, input }: { deps: ServiceDeps; input: 
         const [group] = await tx.insert(tagGroups).values({ tenantId: t!.id, key: g.key, name: g.name, exclusive: g.exclusive }).returning();
         await tx.insert(tags).values(g.tags.map((name, i) => ({ tenantId: t!.id, groupId: group!.id, name, sortOrder: i })));
       }
+      await seedDefaultSopTemplate(tx, t!.id);
       return t!;
     });
   } catch (err) {

@@ -13,6 +13,7 @@ import { upsertFollow } from "./follows";
 import { reconcileTags } from "./sync";
 import { markTagsDue } from "../tagging/tag-state";
 import { sendChannelWelcome } from "./welcome";
+import { leadFromWecomAdd } from "../leads/sources";
 
 export type ApplyOutcome = "applied" | "already-processed" | "missing";
 
@@ -43,7 +44,7 @@ export async function applyWecomCallback({ deps, tenantId, callbackId }: { deps:
       case "edit_external_contact": {
         const app = await loadWecomApp(deps, tenantId);
         const detail = app ? await fetchDetail(deps, app, event.externalUserId) : null;
-        await upsertContact(ctx, { externalUserId: event.externalUserId, userId: event.userId, state: event.changeType === "edit_external_contact" ? undefined : event.state, detail, at: new Date(at), follow: true });
+        await upsertContact(ctx, { externalUserId: event.externalUserId, userId: event.userId, state: event.changeType === "edit_external_contact" ? undefined : event.state, detail, at: new Date(at), follow: true, added: event.changeType !== "edit_external_contact" });
         // The channel's welcome message, through the compliance gate, while WeCom's 20-second welcome code lasts.
         if (event.changeType === "add_external_contact" && app && event.state && event.welcomeCode) {
           await sendChannelWelcome(ctx, app, { state: event.state, welcomeCode: event.welcomeCode, externalUserId: event.externalUserId });
@@ -126,7 +127,7 @@ async function fetchDetail(deps: ServiceDeps, app: WecomApp, externalUserId: str
 }
 
 /** Create or refresh the contact from WeCom's detail; the adding consultant becomes owner when there is none. */
-async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: string; state: string | undefined; detail: ExternalContactDetail | null; at: Date; follow: boolean }): Promise<void> {
+async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: string; state: string | undefined; detail: ExternalContactDetail | null; at: Date; follow: boolean; added: boolean }): Promise<void> {
   await withTransaction(ctx, async (tx, ctx) => {
     const [owner] = await tx
       .select({ id: staff.id })
@@ -163,6 +164,7 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
       if (input.follow) await upsertFollow(tx, ctx.tenantId, row!.id, input.userId, input.at, input.state);
       if (input.detail) await pullWecomTags(tx, ctx, row!.id, input.detail);
       await markTagsDue(tx, ctx.tenantId, [row!.id]); // the tag bits of the WeCom tags just pulled
+      if (input.added) await leadFromWecomAdd(tx, ctx, { contactId: row!.id, addedStaffId: owner?.id ?? null, previousOwnerId: null, state: input.state });
       return;
     }
     const set: Partial<typeof contacts.$inferInsert> = { updatedAt: ctx.deps.now() };
@@ -179,6 +181,7 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
     if (input.follow) await upsertFollow(tx, ctx.tenantId, existing.id, input.userId, input.at, input.state);
     if (input.detail) await pullWecomTags(tx, ctx, existing.id, input.detail);
     await markTagsDue(tx, ctx.tenantId, [existing.id]); // fields and WeCom tags may change what time-based rules see
+    if (input.added) await leadFromWecomAdd(tx, ctx, { contactId: existing.id, addedStaffId: owner?.id ?? null, previousOwnerId: existing.ownerStaffId, state: input.state });
   });
 }
 
