@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: CSV import, event ingest and WeCom callbacks through the real HTTP API into
- * PostgreSQL and the queue, plus worker throughput; results and the machine go to docs/benchmarks.md.
+ * PostgreSQL and the queue, plus worker throughput and lead assignment; results and the machine go to docs/benchmarks.md.
  * Runs under scripts/bench.sh, which provides throwaway PostgreSQL (durable settings) and Redis.
  */
 import { spawn } from "node:child_process";
@@ -23,6 +23,7 @@ import { createStaff } from "../src/services/staff/create";
 import { createTenant } from "../src/services/tenants/create";
 import { createToken } from "../src/services/tokens/tokens";
 import { benchCompliance } from "./compliance";
+import { benchLeads } from "./leads";
 import { benchTagging, benchTagLatency } from "./tagging";
 // The same request builders the tests use (official @wecom/crypto, independent of our own crypto).
 import { contactEventXml, signedCallback, testWecomApp } from "../tests/helpers/wecom";
@@ -33,8 +34,10 @@ const BATCH = 500;
 const CONCURRENCY = 4;
 const CALLBACKS = Number(process.env.BENCH_CALLBACKS ?? 20_000);
 const CALLBACK_CONCURRENCY = 8;
+const LEADS = Number(process.env.BENCH_LEADS ?? 5_000);
+const LEAD_CONCURRENCY = 8;
 
-/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, compliance, wecom) and updates only their rows of docs/benchmarks.md. */
+/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, compliance, wecom, leads) and updates only their rows of docs/benchmarks.md. */
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim())) : null;
 const part = (name: string) => !ONLY || ONLY.has(name);
 
@@ -213,7 +216,7 @@ async function main() {
   const base = process.env.DATABASE_URL;
   if (!base) throw new Error("run through `npm run bench`, which starts PostgreSQL and Redis");
   const admin = postgres(base, { max: 1, onnotice: () => {} });
-  for (const db of ["bench_import", "bench_events", "bench_wecom", "bench_tagging"]) {
+  for (const db of ["bench_import", "bench_events", "bench_wecom", "bench_tagging", "bench_leads"]) {
     await admin.unsafe(`drop database if exists ${db} with (force)`);
     await admin.unsafe(`create database ${db}`);
   }
@@ -255,10 +258,16 @@ async function main() {
       await rtWecom.close();
     }
 
+    if (part("leads")) {
+      const rtLeads = await freshRuntime("leads", { DATABASE_URL: url("bench_leads") });
+      results.push(...(await withServer(rtLeads, (u) => benchLeads(rtLeads, u, LEADS, LEAD_CONCURRENCY))));
+      await rtLeads.close();
+    }
+
     const doc = [
       "# Benchmarks",
       "",
-      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=compliance,latency (any of import, events, tagging, latency, compliance, wecom) to re-measure parts and replace only their rows. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
+      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS / BENCH_LEADS (default 5,000) to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=compliance,latency (any of import, events, tagging, latency, compliance, wecom, leads) to re-measure parts and replace only their rows. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
       "",
       `Run on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC:`,
       "",

@@ -164,8 +164,9 @@ export async function signalLead({ ctx, input, direct }: { ctx: Ctx; input: unkn
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
   const s = p.data;
   const { id, created } = await withTransaction(ctx, async (tx, ctx) => {
+    // The contact's row lock serialises signals for one contact (and the partial unique index
+    // allows one open lead); the tenant's lead lock is taken only to assign, as late as possible.
     const contact = await lockContact(tx, ctx, s.contactId);
-    await lockLeads(tx, ctx.tenantId);
     const now = ctx.deps.now();
     const [open] = await tx.select().from(leads).where(and(eq(leads.tenantId, ctx.tenantId), eq(leads.contactId, contact.id), eq(leads.status, "open")));
     const tags = await contactTagsByGroup(tx, ctx.tenantId, contact.id);
@@ -187,14 +188,17 @@ export async function signalLead({ ctx, input, direct }: { ctx: Ctx; input: unkn
     const env = await leadEnv(tx, ctx.tenantId, clinicId);
     const graded = await regrade(tx, ctx, lead!, env.config, tags, { initial: true });
     const fresh = { ...lead!, ...graded };
+    // The SOP's tasks are planned now (unowned); the move below hands them to the owner.
+    await startSop(tx, ctx, lead!);
+    await audit(tx, ctx, { action: "lead.create", entityType: "lead", entityId: lead!.id, after: { contactId: contact.id, source: s.source, sourceRef: s.sourceRef ?? null, grade: graded.grade, score: graded.score } });
     const owner = contact.ownerStaffId ?? direct ?? null;
-    if (owner && (await isActiveConsultant(tx, ctx, owner))) {
-      await moveLead(tx, ctx, fresh, owner, { kind: "direct", reason: contact.ownerStaffId ? "the contact's consultant of record" : "the contact added this consultant", config: env.config, timeZone: env.timeZone });
+    const directTo = owner && (await isActiveConsultant(tx, ctx, owner)) ? owner : null;
+    await lockLeads(tx, ctx.tenantId);
+    if (directTo) {
+      await moveLead(tx, ctx, fresh, directTo, { kind: "direct", reason: contact.ownerStaffId ? "the contact's consultant of record" : "the contact added this consultant", config: env.config, timeZone: env.timeZone });
     } else {
       await routeLead(tx, ctx, fresh, env, tags);
     }
-    await startSop(tx, ctx, lead!);
-    await audit(tx, ctx, { action: "lead.create", entityType: "lead", entityId: lead!.id, after: { contactId: contact.id, source: s.source, sourceRef: s.sourceRef ?? null, grade: graded.grade, score: graded.score } });
     return { id: lead!.id, created: true };
   });
   const [v] = await loadViews(ctx, eq(leads.id, id));
