@@ -30,6 +30,8 @@ export const contacts = pgTable(
     lastEventAt: timestamp("last_event_at", { withTimezone: true }),
     /** Set when the contact deleted the consultant in WeCom or was removed. */
     deletedAt: timestamp("deleted_at", { withTimezone: true }),
+    /** When the contact opted out of marketing (退订, deleted the consultant, staff); null: they may receive it. History in consents. */
+    marketingOptOutAt: timestamp("marketing_opt_out_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },

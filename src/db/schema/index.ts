@@ -8,3 +8,4 @@ export * from "./segments";
 export * from "./rules";
 export * from "./posts";
 export * from "./leads";
+export * from "./calendars";
