@@ -24,6 +24,8 @@ import { createTenant } from "../src/services/tenants/create";
 import { createToken } from "../src/services/tokens/tokens";
 import { benchCompliance } from "./compliance";
 import { benchLeads } from "./leads";
+import { benchDelivery } from "./delivery";
+import { startFakeWecom } from "../src/wecom/fake/index";
 import { benchTagging, benchTagLatency } from "./tagging";
 // The same request builders the tests use (official @wecom/crypto, independent of our own crypto).
 import { contactEventXml, signedCallback, testWecomApp } from "../tests/helpers/wecom";
@@ -36,17 +38,19 @@ const CALLBACKS = Number(process.env.BENCH_CALLBACKS ?? 20_000);
 const CALLBACK_CONCURRENCY = 8;
 const LEADS = Number(process.env.BENCH_LEADS ?? 5_000);
 const LEAD_CONCURRENCY = 8;
+const DELIVERY_RECIPIENTS = Number(process.env.BENCH_DELIVERY_RECIPIENTS ?? 100_000);
+const DELIVERY_PERSONAL = Number(process.env.BENCH_DELIVERY_PERSONAL ?? 5_000);
 
-/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, compliance, wecom, leads) and updates only their rows of docs/benchmarks.md. */
+/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, compliance, wecom, leads, delivery) and updates only their rows of docs/benchmarks.md. */
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim())) : null;
 const part = (name: string) => !ONLY || ONLY.has(name);
 
 const results: { name: string; value: string; detail: string }[] = [];
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
-async function freshRuntime(name: string, env: Record<string, string | undefined>): Promise<Runtime> {
+async function freshRuntime(name: string, env: Record<string, string | undefined>, opts: { wecomBaseUrl?: string } = {}): Promise<Runtime> {
   const config = loadConfig({ NODE_ENV: "production", PII_KEY: Buffer.alloc(32, 3).toString("base64"), LOG_LEVEL: "warn", QUEUE_PREFIX: `bench-${name}-${Date.now()}`, REDIS_URL: process.env.REDIS_URL, ...env });
-  return bootstrap(config, { migrate: true, logger: createLogger({ level: "warn" }) });
+  return bootstrap(config, { migrate: true, logger: createLogger({ level: "warn" }), ...opts });
 }
 
 async function adminToken(rt: Runtime): Promise<string> {
@@ -216,7 +220,7 @@ async function main() {
   const base = process.env.DATABASE_URL;
   if (!base) throw new Error("run through `npm run bench`, which starts PostgreSQL and Redis");
   const admin = postgres(base, { max: 1, onnotice: () => {} });
-  for (const db of ["bench_import", "bench_events", "bench_wecom", "bench_tagging", "bench_leads"]) {
+  for (const db of ["bench_import", "bench_events", "bench_wecom", "bench_tagging", "bench_leads", "bench_delivery"]) {
     await admin.unsafe(`drop database if exists ${db} with (force)`);
     await admin.unsafe(`create database ${db}`);
   }
@@ -264,10 +268,22 @@ async function main() {
       await rtLeads.close();
     }
 
+    if (part("delivery")) {
+      const app = testWecomApp();
+      const fake = await startFakeWecom({ corpId: app.corpId, agentId: app.agentId, secret: app.secret, callbackToken: app.callbackToken, encodingAesKey: app.encodingAesKey });
+      const rtDelivery = await freshRuntime("delivery", { DATABASE_URL: url("bench_delivery") }, { wecomBaseUrl: fake.url });
+      try {
+        results.push(...(await benchDelivery(rtDelivery, fake, app, DELIVERY_RECIPIENTS, DELIVERY_PERSONAL)));
+      } finally {
+        await rtDelivery.close();
+        await fake.close();
+      }
+    }
+
     const doc = [
       "# Benchmarks",
       "",
-      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS / BENCH_LEADS (default 5,000) to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=compliance,latency (any of import, events, tagging, latency, compliance, wecom, leads) to re-measure parts and replace only their rows. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
+      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS / BENCH_LEADS (default 5,000) / BENCH_DELIVERY_RECIPIENTS (default 100,000) / BENCH_DELIVERY_PERSONAL (default 5,000) to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=compliance,latency (any of import, events, tagging, latency, compliance, wecom, leads, delivery) to re-measure parts and replace only their rows. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
       "",
       `Run on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC:`,
       "",

@@ -115,6 +115,27 @@ program
     process.exit(await checkCopyCommand(file, o));
   });
 
+const calendar = program.command("calendar").description("content calendars (content-calendars/)");
+calendar
+  .command("lint")
+  .description("validate calendar files (default: content-calendars/): schema, template variables, banned words in every entry; prints file:line: entry: field; exit 1 on any error")
+  .argument("[target]", "a calendar file or a folder of them")
+  .option("--rules <dir>", "check against another folder laid out like compliance-rules/")
+  .action(async (target: string | undefined, o: { rules?: string }) => {
+    const { lintCalendarsCommand } = await import("./calendar");
+    process.exit(await lintCalendarsCommand(target, o));
+  });
+calendar
+  .command("publish")
+  .description("create or update the calendar keyed by the file name through the API and publish it: entries become posts in review")
+  .argument("<file>", "a calendar file (YAML)")
+  .option("--url <url>", "Siyu base URL (default: PUBLIC_URL or http://localhost:PORT)")
+  .option("--token <token>", "API token of a marketing or admin account (default: SIYU_TOKEN or ADMIN_TOKEN)")
+  .action(async (file: string, o: { url?: string; token?: string }) => {
+    const { publishCalendarCommand } = await import("./calendar");
+    process.exit(await publishCalendarCommand(file, o));
+  });
+
 const wecom = program.command("wecom").description("WeCom: sandbox simulations");
 wecom
   .command("simulate")

@@ -68,6 +68,15 @@ export const EnvSchema = z.object({
   EVENTS_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   /** Events not processed this long after they were stored are re-enqueued by the sweeper. */
   SWEEP_AFTER_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** WeCom's per-customer mass-message cap per local day (群发助手 → 设置群发规则; the fake's default is 1). */
+  DELIVERY_MASS_CAP_PER_DAY: z.coerce.number().int().min(1).max(100).default(1),
+  /** Fatigue cap across calendars: at most this many marketing sends per contact in any DELIVERY_FATIGUE_DAYS consecutive local days. */
+  DELIVERY_FATIGUE_CAP: z.coerce.number().int().min(1).max(100).default(3),
+  DELIVERY_FATIGUE_DAYS: z.coerce.number().int().min(1).max(31).default(7),
+  /** Staff who have not confirmed a mass message this long after it was created get one WeCom app reminder. */
+  DELIVERY_REMIND_AFTER_MINUTES: z.coerce.number().int().min(1).default(60),
+  /** A mass message its staff did not confirm within this many hours is cancelled in WeCom and its sends fail. */
+  DELIVERY_CONFIRM_HOURS: z.coerce.number().int().min(1).max(24 * 14).default(48),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   SESSION_TTL_HOURS: z.coerce.number().int().min(1).default(24 * 7),
   /** Optional bearer token required to read /metrics. */

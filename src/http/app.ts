@@ -11,6 +11,8 @@ import { problem, renderError } from "./problem";
 import { auditRoutes, clinicRoutes, queueRoutes } from "./routes/admin";
 import { authRoutes, meRoutes } from "./routes/auth";
 import { contactRoutes } from "./routes/contacts";
+import { consentRoutes } from "./routes/consent";
+import { linkRoutes } from "./routes/links";
 import { eventRoutes } from "./routes/events";
 import { staffRoutes, tokenRoutes } from "./routes/staff";
 import { wecomCallbackRoutes, wecomRoutes } from "./routes/wecom";
@@ -18,6 +20,9 @@ import { segmentRoutes } from "./routes/segments";
 import { tagRuleRoutes } from "./routes/tag-rules";
 import { complianceRoutes } from "./routes/compliance";
 import { postRoutes, reviewRoutes } from "./routes/posts";
+import { deliveryRoutes } from "./routes/delivery";
+import { calendarEnrollmentRoutes } from "./routes/calendar-enrollment";
+import { calendarRoutes } from "./routes/calendars";
 import { leadRoutes, leadSettingsRoutes, offboardRoutes, sopTemplateRoutes, taskRoutes, workspaceRoutes } from "./routes/leads";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
@@ -72,6 +77,7 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.use("/v1/*", async (c, next) => (c.req.path.startsWith("/v1/auth/") ? next() : authenticate(deps)(c, next)));
   app.route("/v1/me", meRoutes());
   app.route("/v1/contacts", contactRoutes(config.IMPORT_LIMIT_BYTES));
+  app.route("/v1/contacts", consentRoutes());
   app.route("/v1/events", eventRoutes());
   app.route("/v1/staff", staffRoutes());
   app.route("/v1/tokens", tokenRoutes());
@@ -90,7 +96,12 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/staff", offboardRoutes());
   app.route("/v1/tasks", taskRoutes());
   app.route("/v1/sop-templates", sopTemplateRoutes());
+  app.route("/v1/calendars", calendarRoutes());
+  app.route("/v1/calendars", calendarEnrollmentRoutes());
+  app.route("/v1", deliveryRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
+  // Tracked links: public (patients click them in WeChat), so outside /v1 and its auth.
+  app.route("/l", linkRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });
   app.openAPIRegistry.registerComponent("securitySchemes", "session", { type: "apiKey", in: "cookie", name: "siyu_session" });

@@ -18,10 +18,14 @@ import { handleSweepEvents } from "./sweep-events";
 import { deliverNotification } from "../services/notifications/notify";
 import { runWecomTransfers, tenantsWithOpenTransfers } from "../services/leads/transfers";
 import { regradeFadingLeads } from "../services/leads/regrade";
+import { sweepSegmentEnrollments, tenantsWithSegmentEnrollment } from "../services/calendars/triggers";
 import { breachSla, remindSla, sweepSla } from "../services/leads/sla";
 import { dueDigests, sendDailyDigest } from "../services/leads/sop";
+import { deliverBatch } from "../services/delivery/deliver";
+import { pollAndRearm } from "../services/delivery/results";
+import { sweepDelivery } from "../services/delivery/sweep";
 
-export const WORKER_NAMES = ["events", "wecom", "maintenance", "leads", "scheduler"] as const;
+export const WORKER_NAMES = ["events", "wecom", "maintenance", "leads", "delivery", "scheduler"] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 export interface RunningWorker {
@@ -81,6 +85,14 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
       const { tenantId, notificationId } = JOBS["staff-notify"].payload.parse(job.data);
       return deliverNotification(deps, tenantId, notificationId);
     }
+    case "calendar-enroll-sweep": {
+      let n = 0;
+      for (const tenantId of await tenantsWithSegmentEnrollment(deps)) {
+        const r = await sweepSegmentEnrollments(deps, tenantId);
+        n += r.enrolled + r.ended;
+      }
+      return n;
+    }
     case "sweep-events":
       return handleSweepEvents(deps, { graceSeconds: deps.config.SWEEP_AFTER_SECONDS });
     case "lead-sla-remind": {
@@ -103,6 +115,19 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
     }
     case "lead-digest":
       return sendDailyDigest({ deps, ...JOBS["lead-digest"].payload.parse(job.data) });
+    case "delivery-batch": {
+      const p = JOBS["delivery-batch"].payload.parse(job.data);
+      const r = await deliverBatch(deps, { tenantId: p.tenantId, postId: p.postId, senderStaffId: p.senderStaffId, minute: new Date(p.minute) });
+      // WeCom said "later" (rate limits): the sends are planned again; BullMQ's backoff retries the batch.
+      if (r.outcome === "retry") throw new Error("WeCom asked to retry later; the batch's sends are planned again");
+      return r;
+    }
+    case "delivery-poll":
+      return pollAndRearm(deps, JOBS["delivery-poll"].payload.parse(job.data));
+    case "delivery-sweep": {
+      const { reason } = JOBS["delivery-sweep"].payload.parse(job.data);
+      return sweepDelivery(deps, { reason });
+    }
     default:
       throw new Error(`queue ${queue} has no handler for job ${job.name}`);
   }
@@ -149,10 +174,20 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
     return Promise.all([
       deps.producer.enqueue("sweep-events", { reason }, { jobId: jobId("sweep", reason, bucket) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue sweep")),
       deps.producer.enqueue("lead-sla-sweep", { reason }, { jobId: jobId("sla-sweep", reason, bucket) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the lead SLA sweep")),
+      deps.producer.enqueue("delivery-sweep", { reason }, { jobId: jobId("dlv-sweep", reason, bucket) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the delivery sweep")),
     ]);
   };
   void enqueueSweep("startup");
   const task = cron.schedule("* * * * *", () => void enqueueSweep("schedule"), { timezone: deps.config.TIMEZONE });
+  // Contacts entering a calendar's segment are enrolled (and leaving ones ended) every 5 minutes.
+  const enrollments = cron.schedule(
+    "*/5 * * * *",
+    () => {
+      const at = new Date(deps.now()).toISOString().slice(0, 16).replace(/[-T:]/g, "");
+      void deps.producer.enqueue("calendar-enroll-sweep", { at }, { jobId: jobId("cal-enroll", at) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the enrollment sweep"));
+    },
+    { timezone: deps.config.TIMEZONE },
+  );
   // Nightly full WeCom sync at 03:00 local time (one job per day, however many schedulers run),
   // and the follow-up of customer transfers (离职继承) WeCom completes 24 h after they start.
   const nightly = cron.schedule(
@@ -198,6 +233,7 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
     name: "scheduler",
     close: async () => {
       await task.stop();
+      await enrollments.stop();
       await nightly.stop();
       await tagging.stop();
       await snapshots.stop();
@@ -217,6 +253,8 @@ export function startWorkers(deps: ServiceDeps, redisUrl: string, names: readonl
           ? startQueueWorker(deps, redisUrl, QUEUES.maintenance, 1)
           : n === "leads"
             ? startQueueWorker(deps, redisUrl, QUEUES.leads, 4)
-            : startScheduler(deps),
+            : n === "delivery"
+              ? startQueueWorker(deps, redisUrl, QUEUES.delivery, 4)
+              : startScheduler(deps),
   );
 }

@@ -7,6 +7,8 @@ export const QUEUES = {
   maintenance: "maintenance",
   /** Lead timers (first-contact SLA reminders and breaches): short jobs that must not wait behind tag backfills. */
   leads: "leads",
+  /** Calendar delivery: WeCom mass messages due now, their results, the minute sweep (network-bound, apart from callbacks and syncs). */
+  delivery: "delivery",
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -113,6 +115,34 @@ export const JOBS = {
     payload: z.object({ tenantId: z.uuid(), day: z.iso.date() }),
     attempts: 3,
     backoffMs: 60_000,
+  },
+  /** Send one (post, sender, minute) batch of calendar sends that is due (delivery/deliver.ts). */
+  "delivery-batch": {
+    queue: QUEUES.delivery,
+    payload: z.object({ tenantId: z.uuid(), postId: z.uuid(), senderStaffId: z.uuid(), minute: z.iso.datetime() }),
+    attempts: 5,
+    backoffMs: 10_000,
+  },
+  /** Read a mass message's staff confirmation and per-recipient results from WeCom until final. */
+  "delivery-poll": {
+    queue: QUEUES.delivery,
+    payload: z.object({ tenantId: z.uuid(), msgid: z.string().min(1).max(200) }),
+    attempts: 3,
+    backoffMs: 30_000,
+  },
+  /** Every minute: plan approved entries, re-arm due batches, reconcile interrupted sends, poll results; at start: re-arm all. */
+  "delivery-sweep": {
+    queue: QUEUES.delivery,
+    payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),
+    attempts: 3,
+    backoffMs: 5000,
+  },
+  "calendar-enroll-sweep": {
+    queue: QUEUES.maintenance,
+    /** The 5-minute bucket: one sweep per tick however many schedulers run. */
+    payload: z.object({ at: z.string() }),
+    attempts: 2,
+    backoffMs: 30_000,
   },
   "sweep-events": {
     queue: QUEUES.maintenance,

@@ -1,8 +1,10 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrap, type Runtime } from "../../src/bootstrap";
 import { loadConfig } from "../../src/config/env";
-import { events } from "../../src/db/schema/index";
+import { auditLog, events } from "../../src/db/schema/index";
+import { systemCtx } from "../../src/services/context";
+import { assertSendable, createPost, SendRefused } from "../../src/services/posts/posts";
 import { createApp, type App } from "../../src/http/app";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { createLogger } from "../../src/logger";
@@ -65,5 +67,12 @@ describe("embedded PGlite", () => {
     const pass = await runSetBased({ ctx: systemCtx(rt.deps, tenant.id, "test"), mode: "backfill" });
     expect(pass.removed).toBe(0);
     expect((await admin.get(`/v1/contacts/${c.body.id}/tags`)).body.tags.map((x: { name: string }) => x.name)).toContain("低消费");
+  });
+
+  it("refuses a send at the gate without freezing on its one connection, and records the refusal", async () => {
+    const ctx = systemCtx(rt.deps, tenant.id, "test");
+    const post = await createPost({ ctx: { ...ctx, actor: { kind: "staff", staffId: tenant.staff.marketing.id, role: "marketing", name: "m", via: "token" } }, input: { kind: "mass_message", body: "还没审核的文案" } });
+    await expect(rt.deps.db.transaction((tx) => assertSendable(tx, { ...ctx, tx }, post.id, { title: null, body: post.body }))).rejects.toBeInstanceOf(SendRefused);
+    await waitFor(async () => (await rt.deps.db.select().from(auditLog).where(and(eq(auditLog.entityId, post.id), eq(auditLog.action, "post.send.refused")))).length === 1, { what: "the refusal recorded" });
   });
 });

@@ -61,6 +61,10 @@ interface Refs {
   spareTaskId: string;
   /** An SOP template of the tenant (routes that deactivate it get a fresh one). */
   sopTemplateId: string;
+  /** A relative content calendar (aftercare) of the tenant, made by marketing. */
+  calendarId: string;
+  /** A contact of `consultant` to enroll in calendarId (routes that enroll or end get a fresh one). */
+  enrollContactId: string;
 }
 
 interface Operation {
@@ -75,7 +79,7 @@ type Expectation = (res: ApiResponse, a: Refs, b: Refs) => string[] | Promise<st
 
 interface OpSpec {
   /** What the `{id}` path parameter names. */
-  id?: "contact" | "staff" | "token" | "segment" | "post" | "channel" | "lead" | "poolLead" | "spareLead" | "leaver" | "task" | "spareTask" | "sopTemplate";
+  id?: "contact" | "staff" | "token" | "segment" | "post" | "channel" | "lead" | "poolLead" | "spareLead" | "leaver" | "task" | "spareTask" | "sopTemplate" | "calendar";
   /**
    * A status that also shows the caller got past the role and row checks: the business rule then
    * refused (412 for a send whose patient has no WeCom id; the real send is tested in lead-sop).
@@ -147,6 +151,9 @@ const SPECS: Record<string, OpSpec> = {
   "GET /v1/contacts/{id}": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "PATCH /v1/contacts/{id}": { id: "contact", ownContactsOnly: true, body: () => ({ name: "改过的名字", attributes: { note: "x" } }), cross: { expect: notFound } },
   "GET /v1/contacts/{id}/tags": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
+  "POST /v1/contacts/{id}/opt-out": { id: "contact", ownContactsOnly: true, body: () => ({ note: "患者电话里要求不再发送活动消息" }), cross: { body: () => ({ note: "x" }), expect: notFound } },
+  "POST /v1/contacts/{id}/opt-in": { id: "contact", ownContactsOnly: true, body: () => ({ note: "患者要求恢复接收" }), cross: { body: () => ({ note: "x" }), expect: notFound } },
+  "GET /v1/contacts/{id}/consents": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "POST /v1/events": {
     body: (r) => event(r.contactId),
     cross: {
@@ -255,6 +262,31 @@ const SPECS: Record<string, OpSpec> = {
   "POST /v1/tasks/{id}/done": { id: "spareTask", ownContactsOnly: true, prepare: freshSpareTask, cross: { expect: notFound } },
   "POST /v1/tasks/{id}/skip": { id: "spareTask", ownContactsOnly: true, prepare: freshSpareTask, body: () => ({ reason: "客户出差" }), cross: { body: () => ({ reason: "越权" }), expect: notFound } },
   "POST /v1/tasks/{id}/send": { id: "task", ownContactsOnly: true, passes: 412, cross: { expect: notFound } },
+  "GET /v1/calendars": { cross: { expect: noLeak((b) => [b.calendarId]) } },
+  "POST /v1/calendars": {
+    body: () => ({ key: `cal-${randomUUID().slice(0, 8)}`, ...CALENDAR() }),
+    // A's staff member is no sender in B.
+    cross: { body: (a) => ({ key: `cal-${randomUUID().slice(0, 8)}`, ...CALENDAR(), owner: a.tenant.staff.marketing.email }), expect: invalid("owner") },
+  },
+  "POST /v1/calendars/lint": {
+    body: () => CALENDAR(),
+    cross: {
+      body: (a) => ({ ...CALENDAR(), owner: a.tenant.staff.marketing.email }),
+      expect: async (res, a, b) => [...(await noLeak()(res, a, b)), ...(res.body?.issues?.some((i: { path: string }) => i.path === "owner") ? [] : [`A's staff resolved in B: ${JSON.stringify(res.body)}`])],
+    },
+  },
+  "GET /v1/calendars/{id}": { id: "calendar", cross: { expect: notFound } },
+  "PUT /v1/calendars/{id}": { id: "calendar", body: () => CALENDAR(), cross: { body: () => CALENDAR("越权修改"), expect: notFound } },
+  "POST /v1/calendars/{id}/publish": { id: "calendar", cross: { expect: notFound } },
+  "GET /v1/calendars/{id}/enrollments": { id: "calendar", cross: { expect: notFound } },
+  "POST /v1/calendars/{id}/enrollments": { id: "calendar", ownContactsOnly: true, prepare: freshEnrollee, body: (r) => ({ contactId: r.enrollContactId }), cross: { body: (a) => ({ contactId: a.enrollContactId }), expect: notFound } },
+  "POST /v1/calendars/{id}/enrollments/end": { id: "calendar", ownContactsOnly: true, prepare: freshEnrolled, body: (r) => ({ contactId: r.enrollContactId, reason: "客户要求" }), cross: { body: (a) => ({ contactId: a.enrollContactId, reason: "越权" }), expect: notFound } },
+  "GET /v1/calendars/{id}/report": { id: "calendar", cross: { expect: notFound } },
+  "GET /v1/calendars/{id}/preview": { id: "calendar", cross: { expect: notFound } },
+  "POST /v1/calendars/{id}/plan": { id: "calendar", cross: { expect: notFound } },
+  "POST /v1/calendars/{id}/cancel-sends": { id: "calendar", body: () => ({ reason: "活动取消" }), cross: { body: () => ({ reason: "越权" }), expect: notFound } },
+  // B asking for A's calendar's or contact's sends gets an empty page of its own tenant.
+  "GET /v1/sends": { query: (r) => `calendarId=${r.calendarId}`, cross: { query: (a) => `contactId=${a.contactId}`, expect: async (res, a, b) => [...(await noLeak()(res, a, b)), ...(res.body?.items?.length === 0 ? [] : [`expected no sends, got ${JSON.stringify(res.body)}`])] } },
   "GET /v1/sop-templates": { cross: { expect: noLeak((b) => [b.sopTemplateId]) } },
   "POST /v1/sop-templates": { body: SOP, cross: { body: (a) => ({ ...SOP(), steps: [{ key: "day0", day: 0, title: "发文案", postId: a.postId }] }), expect: invalid("steps.0.postId") } },
   "GET /v1/sop-templates/{id}": { id: "sopTemplate", cross: { expect: notFound } },
@@ -283,6 +315,27 @@ const SPECS: Record<string, OpSpec> = {
   },
 };
 
+/** A new contact of `consultant`: it becomes refs.enrollContactId. */
+async function freshEnrollee(r: Refs): Promise<void> {
+  const c = await client(t.app, r.tenant.tokens.consultant).post("/v1/contacts", { name: "术后客户", phone: phone() });
+  expect(c.status).toBe(201);
+  r.enrollContactId = c.body.id;
+}
+
+/** A new contact of `consultant`, enrolled in refs.calendarId. */
+async function freshEnrolled(r: Refs): Promise<void> {
+  await freshEnrollee(r);
+  expect((await client(t.app, r.tenant.tokens.consultant).post(`/v1/calendars/${r.calendarId}/enrollments`, { contactId: r.enrollContactId })).status).toBe(201);
+}
+
+/** A relative calendar (aftercare, by enrollment) with one service entry. */
+const CALENDAR = (name = "术后关怀") => ({
+  name,
+  audience: { enrollment: {} },
+  variables: { name: { fallback: "您" } },
+  entries: [{ key: "day1", when: { day: 1, time: "10:00" }, kind: "text", service: true, template: "{{name}}好，治疗后请注意防晒和保湿，有不适随时联系我们。" }],
+});
+
 const DRAFT = { rules: [{ id: "sec-need", name: "安全测试", trigger: { events: ["visit"] }, then: [{ add: { group: "need", tag: "祛痘" } }] }] };
 
 async function saveDraftFor(r: Refs): Promise<void> {
@@ -300,7 +353,7 @@ async function notOneOfAsRuns(res: ApiResponse, a: Refs): Promise<string[]> {
 const UNGUARDED = ["POST /v1/auth/login", "POST /v1/auth/logout", "GET /v1/me"];
 
 function idsOf(r: Refs): string[] {
-  return [r.tenant.id, r.contactId, r.spareStaffId, r.tokenId, r.clinicId, r.leadId, r.poolLeadId, r.spareLeadId, r.leaverId, r.taskId, r.spareTaskId, r.sopTemplateId, ...Object.values(r.tenant.staff).map((s) => s.id)];
+  return [r.tenant.id, r.contactId, r.spareStaffId, r.tokenId, r.clinicId, r.leadId, r.poolLeadId, r.spareLeadId, r.leaverId, r.taskId, r.spareTaskId, r.sopTemplateId, r.calendarId, r.enrollContactId, ...Object.values(r.tenant.staff).map((s) => s.id)];
 }
 
 async function makeRefs(tenant: TestTenant): Promise<Refs> {
@@ -330,7 +383,7 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   expect([welcome.status, channel.status]).toEqual([201, 201]);
   const lead = await consultant.post("/v1/leads", { contactId: contact.body.id, source: "api", need: "祛痘" });
   expect(lead.status).toBe(201);
-  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "", channelId: channel.body.id, welcomePostId: welcome.body.id, leadId: lead.body.id, poolLeadId: "", spareLeadId: "", leaverId: "", taskId: "", spareTaskId: "", sopTemplateId: "" };
+  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "", channelId: channel.body.id, welcomePostId: welcome.body.id, leadId: lead.body.id, poolLeadId: "", spareLeadId: "", leaverId: "", taskId: "", spareTaskId: "", sopTemplateId: "", calendarId: "", enrollContactId: "" };
   await freshLeaver(refs);
   refs.taskId = (await client(t.app, tenant.tokens.consultant).get(`/v1/tasks?leadId=${refs.leadId}`)).body.items[0].id;
   await freshSopTemplate(refs);
@@ -339,6 +392,10 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   await freshPost(refs, true);
   refs.queuedPostId = refs.postId;
   await freshPost(refs, false);
+  const calendar = await client(t.app, tenant.tokens.marketing).post("/v1/calendars", { key: `aftercare-${tenant.slug}`, ...CALENDAR() });
+  expect(calendar.status, JSON.stringify(calendar.body)).toBe(201);
+  refs.calendarId = calendar.body.id;
+  await freshEnrollee(refs);
   return refs;
 }
 
@@ -407,6 +464,7 @@ async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise
   if (kind === "task") return r.taskId;
   if (kind === "spareTask") return r.spareTaskId;
   if (kind === "sopTemplate") return r.sopTemplateId;
+  if (kind === "calendar") return r.calendarId;
   if (kind === "token") {
     if (!destructive) return r.tokenId;
     return (await createToken({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), input: { staffId: r.spareStaffId, name: "throwaway" } })).id;

@@ -37,6 +37,11 @@ export const PERMISSIONS = {
   "leads:claim": ["consultant"],
   "leads:assign": ["admin", "manager"],
   "leads:settings": ["admin", "manager"],
+  /** Content calendars: read them and lint a definition; write: create, edit and publish (entries become posts in review). */
+  "calendars:read": ["admin", "manager", "marketing"],
+  "calendars:write": ["admin", "marketing"],
+  /** Enroll a contact in a relative calendar by hand (e.g. aftercare the patient asked for); consultants their own contacts. */
+  "calendars:enroll": ["admin", "manager", "marketing", "consultant"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

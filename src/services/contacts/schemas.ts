@@ -62,6 +62,8 @@ export const ContactView = z.object({
   attributes: z.record(z.string(), z.unknown()),
   lastEventAt: z.string().nullable(),
   deletedAt: z.string().nullable(),
+  /** When the contact opted out of marketing (退订, deleted the consultant, staff); null: marketing allowed. History: GET /v1/contacts/{id}/consents. */
+  marketingOptOutAt: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -87,6 +89,7 @@ export function toContactView(row: ContactRow, role: Role | "system", pii: PiiCi
     attributes: row.attributes,
     lastEventAt: row.lastEventAt?.toISOString() ?? null,
     deletedAt: row.deletedAt?.toISOString() ?? null,
+    marketingOptOutAt: row.marketingOptOutAt?.toISOString() ?? null,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

@@ -1,8 +1,10 @@
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { contacts, events } from "../../db/schema/index";
 import { jobId } from "../../queue/catalog";
+import { applyEventOptOuts } from "../consent/consent";
 import { withTransaction, type Ctx } from "../context";
 import { closeLeadsOnOutcomes } from "../leads/workspace";
+import { applyEnrollmentTriggers } from "../calendars/triggers";
 import { applyRulesToContacts, loadHistories, tenantTagIds, type ContactInputs } from "../tagging/apply-rules";
 import { markTagsDue, shareTagLocks } from "../tagging/tag-state";
 
@@ -82,9 +84,13 @@ export async function processEvents({ ctx, eventIds }: { ctx: Ctx; eventIds: str
       { tagIds: await tenantTagIds(tx, ctx.tenantId), inputs },
     );
     changed.push(...applied.keys());
+    // Consent: a reply asking to stop (退订) or deleting the last consultant opts out of marketing.
+    await applyEventOptOuts(tx, ctx, batch);
     // A consultation's outcome closes the contact's open lead (converted or lost).
     const outcomes = batch.filter((e) => e.type === "consultation_outcome");
     if (outcomes.length) await closeLeadsOnOutcomes(tx, ctx, outcomes.map((e) => ({ contactId: e.contactId, occurredAt: e.occurredAt, data: e.payload })));
+    // Relative calendars that enroll on these events, outcomes or new tags (or end on them).
+    await applyEnrollmentTriggers(tx, ctx, batch, applied);
     // New events move time-based boundaries (a purchase opens a window) and feed the daily rules;
     // the tag bits follow the tags just written.
     await markTagsDue(tx, ctx.tenantId, contactIds);

@@ -481,7 +481,8 @@ export async function sendTaskMessage({ ctx, id }: { ctx: Ctx; id: string }): Pr
     const [post] = await tx.select().from(posts).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, t.postId)));
     if (!post) throw refuse("the step's post no longer exists", "postId", "no such post");
     try {
-      await assertSendable(tx, ctx, post.id, { title: post.title, body: post.body });
+      // An SOP step is a consultant's follow-up about an offer: marketing, so a patient who opted out is refused.
+      await assertSendable(tx, ctx, post.id, { title: post.title, body: post.body }, { contactId: t.contactId, service: false });
     } catch (err) {
       if (err instanceof SendRefused) throw refuse(`the compliance gate refused the step's copy: ${err.message}`, "postId", err.message);
       throw err;

@@ -6,6 +6,7 @@ import { blocking, checkPost, contentHash, TemplateError, type PostFinding } fro
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError, zodIssues } from "../../errors";
 import type { ComplianceLists } from "../../loaders/compliance-rules";
 import { activeLists } from "../compliance/check";
+import { allowedRecipients } from "../consent/consent";
 import { actorStaffId, audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
 import { cursorText, decodeCursor, encodeCursor, type Page } from "../pagination";
 
@@ -286,13 +287,30 @@ export async function reviewPost({ ctx, id, input }: { ctx: Ctx; id: string; inp
 export class SendRefused extends Error {}
 
 /**
+ * Who a send goes to, for the gate's consent check. `service`: a service message the patient asked
+ * for (appointment reminder, aftercare), allowed after an opt-out; everything else is marketing.
+ */
+export interface GateRecipient {
+  contactId: string;
+  service: boolean;
+}
+
+/**
  * Whether a post may be sent now with this content (the gate's test, without side effects): the
  * post must be approved (or scheduled), the content about to be sent must be exactly the approved
  * content, every required level must carry an approval of that content by a different person who
  * neither wrote nor edited it, and the lists in use now must find no blocking term that an admin
- * did not override.
+ * did not override. With a recipient, a marketing send (service: false) to a contact who opted out
+ * (退订, deleted the consultant, marked by staff) is refused too; a service send (an appointment
+ * reminder, aftercare the patient asked for) is not.
  */
-export async function gateCheck(db: DbOrTx, ctx: Ctx, postId: string, content?: { title: string | null; body: string }): Promise<{ sendable: boolean; reason: string | null; post: PostRow | null }> {
+export async function gateCheck(
+  db: DbOrTx,
+  ctx: Ctx,
+  postId: string,
+  content?: { title: string | null; body: string },
+  recipient?: GateRecipient,
+): Promise<{ sendable: boolean; reason: string | null; post: PostRow | null }> {
   const lists = await activeLists(ctx.deps);
   const [post] = await db.select().from(posts).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, postId)));
   const no = (reason: string) => ({ sendable: false, reason, post: post ?? null });
@@ -311,6 +329,10 @@ export async function gateCheck(db: DbOrTx, ctx: Ctx, postId: string, content?: 
   }
   const findings = checkPost(lists.checker, post).findings.filter((f) => lists.blockSeverities.includes(f.severity));
   if (findings.length && !approvals.some((a) => a.overrideReason)) return no(`the lists in use (version ${lists.version}) find blocking terms: ${[...new Set(findings.map((f) => f.term))].join(", ")}`);
+  if (recipient && !recipient.service) {
+    const { refused } = await allowedRecipients(db, ctx, [recipient.contactId], { service: false });
+    if (refused[0]) return no(refused[0].reason);
+  }
   return { sendable: true, reason: null, post };
 }
 
@@ -319,11 +341,19 @@ export async function gateCheck(db: DbOrTx, ctx: Ctx, postId: string, content?: 
  * WeCom (see gateCheck). A refusal is audited (in its own transaction: the sender's rolls back)
  * and thrown.
  */
-export async function assertSendable(tx: Tx, ctx: Ctx, postId: string, content: { title: string | null; body: string }): Promise<PostRow> {
-  const r = await gateCheck(tx, ctx, postId, content);
+export async function assertSendable(tx: Tx, ctx: Ctx, postId: string, content: { title: string | null; body: string }, recipient?: GateRecipient): Promise<PostRow> {
+  const r = await gateCheck(tx, ctx, postId, content, recipient);
   if (r.sendable) return r.post!;
-  if (r.post) await audit(ctx.deps.db, ctx, { action: "post.send.refused", entityType: "post", entityId: postId, after: { reason: r.reason } });
-  ctx.logger.warn({ postId, reason: r.reason }, "send refused by the compliance gate");
+  const to = recipient ? { contactId: recipient.contactId, service: recipient.service } : {};
+  if (r.post) {
+    // On its own connection, so the refusal stays recorded when the sender's transaction rolls
+    // back. Embedded PGlite has one connection, held by that transaction: there the row is written
+    // once it is released (not awaited, or the two would wait for each other).
+    const refusal = () => audit(ctx.deps.db, ctx, { action: "post.send.refused", entityType: "post", entityId: postId, after: { reason: r.reason, ...to } });
+    if (ctx.deps.config.DATABASE_URL) await refusal();
+    else void refusal().catch((err: Error) => ctx.logger.warn({ postId, err: err.message }, "could not record the refused send"));
+  }
+  ctx.logger.warn({ postId, reason: r.reason, ...to }, "send refused by the compliance gate");
   throw new SendRefused(r.reason!);
 }
 

@@ -37,7 +37,8 @@ interface Compiled {
   where: SQL;
 }
 
-async function compileChecked(ctx: Ctx, expression: string): Promise<Compiled> {
+/** Parse, resolve tags and compile an expression to a condition over `contacts c` (ValidationError naming `expression`). */
+export async function compileChecked(ctx: Ctx, expression: string): Promise<Compiled> {
   let ast: SegmentAst;
   try {
     ast = parseSegment(expression);

@@ -7,6 +7,7 @@ import { activeRules } from "./rule-set";
 import { signalLead } from "../leads/leads";
 import { GRADE_GROUPS, regradeLeadsOf } from "../leads/regrade";
 import { NotFoundError } from "../../errors";
+import { enrollContact } from "../calendars/enrollment";
 
 /** What the evaluator needs of one contact besides its tags; callers that already hold it pass it in. */
 export interface ContactInputs {
@@ -83,6 +84,7 @@ export async function applyRulesToContacts(
   const removes: { contactId: string; tagId: string }[] = [];
   const history: (typeof tagHistory.$inferInsert)[] = [];
   const leadSignals: LeadSignal[] = [];
+  const enrolls: { contactId: string; ruleId: string; calendar: string; eventId: string }[] = [];
   for (const { contactId, triggers } of items) {
     const input = inputs.get(contactId);
     if (!input) continue; // no such contact (deleted row): nothing to tag
@@ -95,7 +97,10 @@ export async function applyRulesToContacts(
       const r = evaluate({ fields: input.fields, tags: tagsNow, events: input.history }, tr, now, ruleSet, exclusiveGroups);
       for (const c of r.changes) last.set(`${c.group}\u0000${c.tag}`, { ruleId: c.ruleId, eventId: tr.kind === "event" ? tr.event.id : null });
       tagsNow = r.tags;
-      for (const e of r.effects) if (e.kind === "lead" && tr.kind === "event") leadSignals.push({ contactId, ruleId: e.ruleId, source: e.source, score: e.score, eventId: tr.event.id, eventType: tr.event.type });
+      for (const e of r.effects) {
+        if (e.kind === "lead" && tr.kind === "event") leadSignals.push({ contactId, ruleId: e.ruleId, source: e.source, score: e.score, eventId: tr.event.id, eventType: tr.event.type });
+        if (e.kind === "enroll" && tr.kind === "event") enrolls.push({ contactId, ruleId: e.ruleId, calendar: e.calendar, eventId: tr.event.id });
+      }
     }
     const changes = netChanges(before, tagsNow, last);
     if (!changes.length) continue;
@@ -121,6 +126,11 @@ export async function applyRulesToContacts(
   if (adds.length) await tx.insert(contactTags).values(adds).onConflictDoNothing();
   if (history.length) await tx.insert(tagHistory).values(history);
   await openRuleLeads(tx, ctx, leadSignals, tagsOf, out);
+  // `enroll` actions: into a relative calendar by its key, once while enrolled (events only, like leads).
+  for (const e of enrolls) {
+    const r = await enrollContact(tx, ctx, { calendar: { key: e.calendar }, contactId: e.contactId, source: "rule", sourceRef: `rule:${e.ruleId}:${e.eventId}`.slice(0, 200) });
+    if (!r.enrolled && r.reason !== "already") ctx.logger.warn({ ruleId: e.ruleId, calendar: e.calendar, reason: r.reason }, "enroll action did nothing");
+  }
   // Open leads follow the tags their grade reads (a signalled lead was just regraded).
   const signalled = new Set(leadSignals.map((s) => s.contactId));
   await regradeLeadsOf(tx, ctx, [...out].filter(([id, changes]) => !signalled.has(id) && changes.some((c) => GRADE_GROUPS.has(c.group))).map(([id]) => id));

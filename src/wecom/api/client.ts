@@ -13,6 +13,9 @@ import type {
   MsgTemplate,
 } from "./types";
 
+/** A call that must not be repeated (add_msg_template) is made within this long or not at all. */
+export const UNSAFE_DEADLINE_MS = 120_000;
+
 /** WeCom's documented base frequency: 10,000 calls per corp per API per minute, 150,000 per hour. */
 export const DEFAULT_LIMITS = { perMinute: 9_000, perHour: 140_000 };
 
@@ -117,8 +120,11 @@ export class WecomClient {
 
   // ----------------------------------------------------------- rate limit
 
-  /** Fixed windows per corp and API (minute and hour); waits for the next window instead of failing. */
-  private async throttle(api: string): Promise<void> {
+  /**
+   * Fixed windows per corp and API (minute and hour); waits for the next window instead of failing,
+   * except past `deadline` (then a local 45009: nothing was sent).
+   */
+  private async throttle(api: string, deadline = Infinity): Promise<void> {
     const limits = this.o.limits ?? DEFAULT_LIMITS;
     for (let i = 0; i < 120; i++) {
       const now = this.now();
@@ -129,6 +135,7 @@ export class WecomClient {
       const [[, m], [, h]] = (await this.o.redis.multi().incr(mk).expire(mk, 61).incr(hk).expire(hk, 3601).exec()) as [[null, number], [null, number], [null, number], [null, number]];
       if (m <= limits.perMinute && h <= limits.perHour) return;
       const waitMs = h > limits.perHour ? (hour + 1) * 3_600_000 - now : (minute + 1) * 60_000 - now;
+      if (now + waitMs > deadline) throw new WecomError(api, 45009, "local rate limit: no free window before the call's deadline (not sent)");
       await this.sleep(Math.min(Math.max(waitMs, 10), 60_000));
     }
     throw new WecomError(api, 45009, "local rate limit: no free window within 2 hours");
@@ -169,12 +176,15 @@ export class WecomClient {
    * An authenticated call: rate-limited, token refreshed once on 40014/42001/41001, retried with
    * exponential backoff on retryable errcodes and network failures.
    */
-  async call<T>(api: string, method: "GET" | "POST", path: string, opts: { query?: Query; body?: unknown } = {}): Promise<T> {
+  async call<T>(api: string, method: "GET" | "POST", path: string, opts: { query?: Query; body?: unknown; unsafe?: boolean } = {}): Promise<T> {
     const maxRetries = this.o.maxRetries ?? 3;
     const backoff = this.o.backoffMs ?? 500;
+    // An unsafe call either goes out within UNSAFE_DEADLINE_MS (plus one request timeout) or not at
+    // all: its caller may conclude later that a call still unanswered will never be made.
+    const deadline = opts.unsafe ? this.now() + UNSAFE_DEADLINE_MS : Infinity;
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
-      await this.throttle(api);
+      await this.throttle(api, deadline);
       let token: string | undefined;
       try {
         // A failed token fetch (network, 45009 on gettoken) is retried like the call itself.
@@ -187,11 +197,16 @@ export class WecomClient {
           attempt--; // a token refresh is not a retry
           continue;
         }
-        const retryable = (err instanceof WecomError || err instanceof WecomNetworkError) && err.retryable;
+        // A call that creates something (a mass-message task) is not repeated after a network
+        // failure: WeCom may have done it and only the answer was lost. Errcodes are answers, so
+        // retrying those is safe.
+        const retryable = (err instanceof WecomError || (err instanceof WecomNetworkError && !opts.unsafe)) && err.retryable;
         if (!retryable || attempt >= maxRetries) throw err;
         // 45009 blocks the rest of WeCom's minute window: wait longer before trying again.
         const base = err instanceof WecomError && err.errcode === 45009 ? backoff * 4 : backoff;
-        await this.sleep(Math.round(base * 2 ** attempt * (0.75 + Math.random() * 0.5)));
+        const delay = Math.round(base * 2 ** attempt * (0.75 + Math.random() * 0.5));
+        if (this.now() + delay > deadline) throw err;
+        await this.sleep(delay);
       }
     }
   }
@@ -247,8 +262,22 @@ export class WecomClient {
 
   // ------------------------------------------------------------ mass messages
 
+  /**
+   * Create a mass-message task (企业群发). Not retried after a network failure (WeCom may have
+   * created the task): callers find out with getGroupMsgListV2 before trying again.
+   */
   addMsgTemplate(input: MsgTemplate): Promise<{ msgid: string; fail_list?: string[] }> {
-    return this.call("externalcontact/add_msg_template", "POST", "/cgi-bin/externalcontact/add_msg_template", { body: input });
+    return this.call("externalcontact/add_msg_template", "POST", "/cgi-bin/externalcontact/add_msg_template", { body: input, unsafe: true });
+  }
+
+  /** Remind the staff who have not sent their part of a mass message yet (WeCom pushes it in the client). */
+  async remindGroupMsgSend(msgid: string): Promise<void> {
+    await this.call("externalcontact/remind_groupmsg_send", "POST", "/cgi-bin/externalcontact/remind_groupmsg_send", { body: { msgid } });
+  }
+
+  /** Stop a mass message: staff who have not sent it can no longer send it. */
+  async cancelGroupMsgSend(msgid: string): Promise<void> {
+    await this.call("externalcontact/cancel_groupmsg_send", "POST", "/cgi-bin/externalcontact/cancel_groupmsg_send", { body: { msgid } });
   }
 
   getGroupMsgListV2(input: { chat_type: "single" | "group"; start_time: number; end_time: number; creator?: string; filter_type?: 0 | 1 | 2; limit?: number; cursor?: string }): Promise<{ next_cursor?: string; group_msg_list: { msgid: string; creator?: string; create_time: string; create_type: number; text?: { content: string }; attachments?: Attachment[] }[] }> {

@@ -238,6 +238,8 @@ export class FakeWecomState {
   readonly staff = new Map<string, FakeStaff>();
   readonly contacts = new Map<string, FakeContact>();
   readonly follows = new Map<string, FakeFollow>();
+  /** external_userid → keys of its follows (followsOfContact without a scan: mass messages to 10,000 customers). */
+  private readonly followKeysByContact = new Map<string, Set<string>>();
   readonly tagGroups = new Map<string, FakeTagGroup>();
   readonly contactWays = new Map<string, FakeContactWay>();
   readonly groupChats = new Map<string, FakeGroupChat>();
@@ -307,18 +309,28 @@ export class FakeWecomState {
   }
 
   putFollow(f: FakeFollow): void {
-    this.follows.set(followKey(f.externalUserId, f.userid), f);
+    const key = followKey(f.externalUserId, f.userid);
+    this.follows.set(key, f);
+    let keys = this.followKeysByContact.get(f.externalUserId);
+    if (!keys) this.followKeysByContact.set(f.externalUserId, (keys = new Set()));
+    keys.add(key);
   }
 
   removeFollow(externalUserId: string, userid: string): FakeFollow | undefined {
     const key = followKey(externalUserId, userid);
     const f = this.follows.get(key);
     this.follows.delete(key);
+    this.followKeysByContact.get(externalUserId)?.delete(key);
     return f;
   }
 
   followsOfContact(externalUserId: string): FakeFollow[] {
-    return [...this.follows.values()].filter((f) => f.externalUserId === externalUserId);
+    const out: FakeFollow[] = [];
+    for (const key of this.followKeysByContact.get(externalUserId) ?? []) {
+      const f = this.follows.get(key);
+      if (f && f.externalUserId === externalUserId) out.push(f);
+    }
+    return out;
   }
 
   followsOfStaff(userid: string): FakeFollow[] {
