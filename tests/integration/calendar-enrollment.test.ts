@@ -1,11 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { and, eq, sql } from "drizzle-orm";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { auditLog, calendarEnrollments, calendarEntries, calendars, contacts, events, posts, sends, tagRuleSets, trackedLinks } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { client, createTestTenant, phone, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 import { waitFor } from "../helpers/wait";
+import { ROOT } from "../helpers/cli";
 
 let t: TestRuntime;
 let workers: RunningWorker[] = [];
@@ -155,6 +159,40 @@ describe("enrollment triggers", () => {
     expect(seg).toMatchObject({ source: "segment", endReason: "left the segment" });
     // Never enrolled twice by the segment, even after leaving: entering again is not a new start.
     expect((await sweepSegmentEnrollments(t.rt.deps, tenant.id)).enrolled).toBe(0);
+  });
+});
+
+describe("appointment reminders (the shipped calendar)", () => {
+  it("plans service reminders the evening before and two hours before the appointment, for the owner to confirm", async () => {
+    const tenant = await createTestTenant(t.rt.deps);
+    const file = parseYaml(readFileSync(path.join(ROOT, "content-calendars/appointment-reminders.yaml"), "utf8")) as Record<string, unknown>;
+    const mk = client(t.app, tenant.tokens.marketing);
+    const created = await mk.post("/v1/calendars", { key: "appointment-reminders", ...file });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const published = await mk.post(`/v1/calendars/${created.body.id}/publish`);
+    expect(published.status, JSON.stringify(published.body)).toBe(200);
+    for (const e of published.body.entries as { postId: string }[]) {
+      for (const who of ["reviewer", "admin"] as const) {
+        const p = await client(t.app, tenant.tokens[who]).get(`/v1/posts/${e.postId}`);
+        if (p.body.status !== "in_review") break;
+        expect((await client(t.app, tenant.tokens[who]).post(`/v1/posts/${e.postId}/reviews`, { decision: "approve", contentHash: p.body.contentHash })).status).toBe(200);
+      }
+    }
+    const contactId = await newContact(tenant);
+    // An appointment three days ahead at 15:00 Shanghai time.
+    const day = new Date(Date.now() + 3 * 86_400_000).toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" });
+    const appointment = new Date(`${day}T15:00:00+08:00`);
+    expect((await client(t.app, tenant.tokens.admin).post("/v1/events", post(contactId, "appointment_booked", { at: appointment.toISOString(), item: "面诊" }))).status).toBe(202);
+    const rows = await waitFor(async () => {
+      const r = await t.rt.deps.db.select().from(sends).where(eq(sends.contactId, contactId));
+      return r.length === 2 ? r : null;
+    }, { what: "both reminders planned" });
+    const byEntry = new Map(published.body.entries.map((e: { key: string; entryId: string }) => [e.entryId, e.key]));
+    const at = Object.fromEntries(rows.map((r) => [byEntry.get(r.entryId!), r]));
+    const dayBefore = new Date(new Date(`${day}T19:00:00+08:00`).getTime() - 86_400_000);
+    expect(at["day-before"]!.scheduledAt.toISOString()).toBe(dayBefore.toISOString());
+    expect(at["two-hours-before"]!.scheduledAt.toISOString()).toBe(new Date(appointment.getTime() - 120 * 60_000).toISOString());
+    for (const r of rows) expect(r).toMatchObject({ status: "planned", service: true, senderStaffId: tenant.staff.consultant.id });
   });
 });
 

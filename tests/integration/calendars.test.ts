@@ -51,7 +51,7 @@ describe("siyu calendar lint", () => {
   it("passes the shipped content-calendars/ folder (exit 0)", async () => {
     const r = await runSiyu(["calendar", "lint"]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^ok: 3 calendar\(s\), \d+ entries/m);
+    expect(r.stdout).toMatch(/^ok: 4 calendar\(s\), \d+ entries/m);
     expect(r.stdout).not.toMatch(/error/);
   });
 

@@ -292,3 +292,18 @@ describe("calendarComplianceIssues", () => {
     expect(issues[1]!.message).toMatch(/"根治" at 2-4: efficacy/);
   });
 });
+
+describe("relative calendars anchored at an appointment", () => {
+  const rel = (entries: unknown[]) => ({ name: "预约提醒", audience: { enrollment: { on: { event: "appointment_booked" } } }, entries });
+  it("takes day -1 at a time and minutesBefore without one, both relative", () => {
+    const r = parseCalendar(rel([entry({ key: "eve", when: { day: -1, time: "19:00" }, service: true }), entry({ key: "soon", when: { minutesBefore: 120 }, service: true })]), "r.yaml");
+    expect(errors(r.issues)).toEqual([]);
+    expect(r.kind).toBe("relative");
+    expect(r.calendar!.entries.map((e) => entryWhen(e))).toEqual([{ kind: "relative", day: -1, time: "19:00" }, { kind: "before", minutes: 120 }]);
+  });
+  it("names the field: minutesBefore with a time, any other kind without one, minutesBefore on a marketing entry (a warning)", () => {
+    const r = parseCalendar(rel([entry({ key: "a", when: { minutesBefore: 60, time: "10:00" }, service: true }), entry({ key: "b", when: { day: 1 } }), entry({ key: "c", when: { minutesBefore: 30 } })]), "r.yaml");
+    expect(errors(r.issues).map(([e, p]) => [e, p])).toEqual([["a", "entries[0].when.time"], ["b", "entries[1].when.time"]]);
+    expect(warnings(r.issues).map(([e, p]) => [e, p])).toContainEqual(["c", "entries[2].when.minutesBefore"]);
+  });
+});

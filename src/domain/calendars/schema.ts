@@ -71,8 +71,12 @@ export const When = z.strictObject({
   birthday: z.literal(true).optional(),
   /** With birthday: this many days before it (0 = on the day). */
   daysBefore: z.number().int().min(0).max(30).optional(),
-  day: z.number().int().min(0).max(365).optional(),
-  time: LocalTime,
+  /** Day N after the enrollment's day; negative: before it (an appointment reminder the day before is -1). */
+  day: z.number().int().min(-30).max(365).optional(),
+  /** Relative calendars anchored at an appointment: this many minutes before the anchor itself (no `time`). */
+  minutesBefore: z.number().int().min(1).max(10_080).optional(),
+  /** Local time of day; every kind but minutesBefore needs it. */
+  time: LocalTime.optional(),
 });
 export type When = z.infer<typeof When>;
 

@@ -196,7 +196,7 @@ export function parseCalendar(raw: unknown, file: string | null = null, opts: Pa
   }
 
   // Entries.
-  const kindOf = (w: EntryWhen): CalendarKind => (w.kind === "relative" ? "relative" : "dated");
+  const kindOf = (w: EntryWhen): CalendarKind => (w.kind === "relative" || w.kind === "before" ? "relative" : "dated");
   let calendarKind: CalendarKind | null = null;
   const seen = new Map<string, number>();
   const sameDay = new Map<string, string>();
@@ -213,7 +213,9 @@ export function parseCalendar(raw: unknown, file: string | null = null, opts: Pa
     // when: exactly one kind, the same kind of calendar throughout.
     const given = WHEN_KEYS.filter((k) => e.when[k] !== undefined);
     let when: EntryWhen | null = null;
-    if (given.length !== 1) add(at("when"), given.length ? `gives ${given.join(" and ")}: give exactly one of date, weekday, monthday, birthday or day` : "gives no date, weekday, monthday, birthday (true) or day (N after enrollment)");
+    if (given.length !== 1) add(at("when"), given.length ? `gives ${given.join(" and ")}: give exactly one of date, weekday, monthday, birthday, day or minutesBefore` : "gives no date, weekday, monthday, birthday (true), day (N after enrollment) or minutesBefore");
+    else if (e.when.minutesBefore === undefined && e.when.time === undefined) add(at("when", "time"), 'is required: the local time of day, e.g. "10:00"');
+    else if (e.when.minutesBefore !== undefined && e.when.time !== undefined) add(at("when", "time"), "does not go with minutesBefore (that entry goes out exactly so many minutes before the appointment)");
     else {
       when = entryWhen(e);
       if (e.when.daysBefore !== undefined && when.kind !== "birthday") add(at("when", "daysBefore"), "goes with birthday: true");
@@ -222,7 +224,8 @@ export function parseCalendar(raw: unknown, file: string | null = null, opts: Pa
       else if (k !== calendarKind) add(at("when"), calendarKind === "dated" ? "day N after enrollment belongs in a relative calendar; this one is dated (its first entry has a date, weekday, monthday or birthday)" : "this calendar is relative (day N after enrollment): every entry gives day, not a date, weekday, monthday or birthday");
       const time = whenTime(when);
       const service = e.service ?? false;
-      if (inQuietHours(time, quietHours)) {
+      if (when.kind === "before" && !service) add(at("when", "minutesBefore"), "is for service reminders (service: true): its time follows the appointment, not the quiet hours", "warning");
+      if (time !== null && inQuietHours(time, quietHours)) {
         add(at("when", "time"), `${time} falls in the quiet hours ${quietHours.start}-${quietHours.end}${service ? " (a service message: delivery holds it until they end)" : ": nothing is sent then"}`, service ? "warning" : "error");
       }
       if (when.kind === "at") {
@@ -294,7 +297,7 @@ export function parseCalendar(raw: unknown, file: string | null = null, opts: Pa
       const summary = attachmentSummary(entry);
       if (summary && summary.length > 200) add(at(ATTACHMENTS.find((f) => e[f] !== undefined) ?? "link"), "is too long to review as one line (over 200 characters with title, description and address): shorten it");
       if (entry.channel === "single" || entry.channel === "group") {
-        const slot = `${entry.channel}|${when.kind === "at" ? when.at.slice(0, 10) : `${when.kind}:${"weekday" in when ? when.weekday : "day" in when ? when.day : when.daysBefore}`}`;
+        const slot = `${entry.channel}|${when.kind === "at" ? when.at.slice(0, 10) : `${when.kind}:${"weekday" in when ? when.weekday : "day" in when ? when.day : "minutes" in when ? when.minutes : when.daysBefore}`}`;
         const other = sameDay.get(slot);
         if (other && !service) add(at("when"), `is on the same day as entry ${other}: WeCom lets a customer or group get about one mass message a day (status 3 when over)`, "warning");
         else if (!service) sameDay.set(slot, e.key);

@@ -13,10 +13,12 @@ export type EntryWhen =
   | { kind: "weekday"; weekday: 1 | 2 | 3 | 4 | 5 | 6 | 7; time: string }
   | { kind: "monthday"; day: number; time: string }
   | { kind: "birthday"; daysBefore: number; time: string }
-  | { kind: "relative"; day: number; time: string };
+  | { kind: "relative"; day: number; time: string }
+  /** Relative: `minutes` before the enrollment's anchor (an appointment), at that exact time. */
+  | { kind: "before"; minutes: number };
 
 /** Which `when` keys an entry gave (validate.ts insists on exactly one). */
-export const WHEN_KEYS = ["date", "weekday", "monthday", "birthday", "day"] as const;
+export const WHEN_KEYS = ["date", "weekday", "monthday", "birthday", "day", "minutesBefore"] as const;
 
 export function weekdayNumber(w: number | string): 1 | 2 | 3 | 4 | 5 | 6 | 7 {
   const n = typeof w === "number" ? w : WEEKDAY_NAMES[w.toLowerCase()];
@@ -27,17 +29,20 @@ export function weekdayNumber(w: number | string): 1 | 2 | 3 | 4 | 5 | 6 | 7 {
 /** The normalised `when` of an entry of a parsed calendar. */
 export function entryWhen(entry: { when: When }): EntryWhen {
   const w = entry.when;
-  if (w.date !== undefined) return { kind: "at", at: `${w.date}T${w.time}` };
-  if (w.weekday !== undefined) return { kind: "weekday", weekday: weekdayNumber(w.weekday), time: w.time };
-  if (w.monthday !== undefined) return { kind: "monthday", day: w.monthday, time: w.time };
-  if (w.birthday) return { kind: "birthday", daysBefore: w.daysBefore ?? 0, time: w.time };
-  if (w.day !== undefined) return { kind: "relative", day: w.day, time: w.time };
-  throw new Error("an entry's when gives no date, weekday, monthday, birthday or day");
+  if (w.minutesBefore !== undefined) return { kind: "before", minutes: w.minutesBefore };
+  // Validation insists on a time for every other kind.
+  const time = w.time ?? "00:00";
+  if (w.date !== undefined) return { kind: "at", at: `${w.date}T${time}` };
+  if (w.weekday !== undefined) return { kind: "weekday", weekday: weekdayNumber(w.weekday), time };
+  if (w.monthday !== undefined) return { kind: "monthday", day: w.monthday, time };
+  if (w.birthday) return { kind: "birthday", daysBefore: w.daysBefore ?? 0, time };
+  if (w.day !== undefined) return { kind: "relative", day: w.day, time };
+  throw new Error("an entry's when gives no date, weekday, monthday, birthday, day or minutesBefore");
 }
 
-/** Local time of day of an entry ("HH:MM"). */
-export function whenTime(w: EntryWhen): string {
-  return w.kind === "at" ? w.at.slice(11, 16) : w.time;
+/** Local time of day of an entry ("HH:MM"); null for minutesBefore (it depends on each anchor). */
+export function whenTime(w: EntryWhen): string | null {
+  return w.kind === "at" ? w.at.slice(11, 16) : w.kind === "before" ? null : w.time;
 }
 
 const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));

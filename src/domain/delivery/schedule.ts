@@ -169,6 +169,7 @@ export function occurrence(when: EntryWhen, from: Date, timeZone: string, until?
     }
     case "birthday":
     case "relative":
+    case "before":
       throw new RangeError(`a ${when.kind} entry's time depends on each recipient`);
   }
 }

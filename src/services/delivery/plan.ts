@@ -98,6 +98,10 @@ interface Timing {
 function timing(spec: PlanSpec, now: Date): Timing | { none: string } {
   const tz = spec.timeZone;
   const w = spec.when;
+  if (w.kind === "before") {
+    // Exactly so many minutes before the anchor (an appointment): a service reminder, not moved for quiet hours.
+    return { at: sql`(en.enrolled_at - make_interval(mins => ${w.minutes}::int))`, where: null, movedQuiet: false, label: `${w.minutes} minutes before` };
+  }
   if (w.kind === "relative") {
     const r = relativeOffset(w, spec.quietHours);
     return {

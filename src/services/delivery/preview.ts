@@ -123,7 +123,8 @@ export async function previewCalendar({ ctx, id, input }: { ctx: Ctx; id: string
 function byTime(specs: PlanSpec[], now: Date): PlanSpec[] {
   const key = (s: PlanSpec): string => {
     const w = s.when;
-    if (w.kind === "relative") return `r${String(w.day).padStart(4, "0")}${w.time}`;
+    if (w.kind === "relative") return `r${String(w.day + 100).padStart(4, "0")}${w.time}`;
+    if (w.kind === "before") return `r${String(100).padStart(4, "0")}${String(99_999 - w.minutes).padStart(5, "0")}`;
     if (w.kind === "birthday") return `b${String(999 - w.daysBefore).padStart(3, "0")}${w.time}`;
     try {
       return occurrence(w, now, s.timeZone)?.toISOString() ?? "~";

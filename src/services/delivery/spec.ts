@@ -50,6 +50,7 @@ export function definitionOf(cal: Pick<CalendarRow, "definition">): CalendarDefi
 function whenOfRow(w: Record<string, unknown>, kind: CalendarRow["kind"]): EntryWhen {
   if (typeof w.kind === "string") return w as unknown as EntryWhen;
   const time = String(w.time ?? "09:00");
+  if (typeof w.minutesBefore === "number") return { kind: "before", minutes: w.minutesBefore };
   if (typeof w.at === "string") return { kind: "at", at: w.at };
   if (typeof w.date === "string") return { kind: "at", at: `${w.date}T${time}` };
   if (w.weekday !== undefined) return { kind: "weekday", weekday: weekdayNumber(w.weekday as number | string), time };
