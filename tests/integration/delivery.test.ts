@@ -232,7 +232,29 @@ describe("planning", () => {
       .insert(sends)
       .values({ tenantId: tenant.id, postId: cal.ids["once"]!.postId!, contactId: cs[0]!.id, scheduledAt: now() })
       .then(() => null, (err: Error) => err);
-    expect(isUniqueViolation(dup, "sends_post_contact_uq")).toBe(true);
+    expect(isUniqueViolation(dup, "sends_post_contact_occ_uq")).toBe(true);
+  });
+
+  it("plans a weekly entry once per week: each occurrence is its own send (post, recipient, date)", async () => {
+    setNow(Date.now());
+    const { source, contacts: cs } = await newContacts(2);
+    const cal = await calendar({ audience: { segment: `source = "${source}"` }, entries: [{ key: "weekly", when: { weekday: 3, time: "10:00" }, template: "每周三护肤小贴士：防晒别忘记。" }] });
+    const first = await planEntry({ ctx: sys(), id: cal.ids["weekly"]!.entryId });
+    expect(first).toMatchObject({ planned: 2 });
+    expect(await planEntry({ ctx: sys(), id: cal.ids["weekly"]!.entryId })).toMatchObject({ planned: 0, already: 2 });
+    const [one] = await sendsOf(cal.ids["weekly"]!.postId!);
+    // A week later (this week's sent), the next Wednesday is a new occurrence for the same post.
+    await db().update(sends).set({ status: "sent", sentAt: one!.scheduledAt }).where(eq(sends.postId, cal.ids["weekly"]!.postId!));
+    setNow(one!.scheduledAt.getTime() + 7 * 3_600_000);
+    const next = await planEntry({ ctx: sys(), id: cal.ids["weekly"]!.entryId });
+    expect(next).toMatchObject({ planned: 2 });
+    const rows = await sendsOf(cal.ids["weekly"]!.postId!);
+    expect(rows).toHaveLength(4);
+    const dates = [...new Set(rows.map((r) => r.occurrence))].sort();
+    expect(dates).toHaveLength(2);
+    expect(new Date(`${dates[1]}T00:00:00Z`).getTime() - new Date(`${dates[0]}T00:00:00Z`).getTime()).toBe(7 * 86_400_000);
+    expect(new Set(rows.map((r) => r.contactId))).toEqual(new Set(cs.map((c) => c.id)));
+    setNow(Date.now());
   });
 
   it("never exceeds WeCom's per-customer cap or the fatigue cap, even with planners running concurrently", async () => {

@@ -95,7 +95,7 @@ export const SEND_STATUSES = ["planned", "skipped", "queued", "sending", "sent",
 
 /**
  * One post to one recipient: a contact (1:1) or a customer group chat. UNIQUE per (post,
- * recipient): planning twice, a retried job or a worker killed mid-batch can never send twice.
+ * recipient, occurrence): planning twice, a retried job or a worker killed mid-batch can never send twice.
  * planned -> queued (handed to a delivery job) -> sending (WeCom called) -> sent | failed |
  * over_quota (WeCom's per-customer cap, status 3) | not_friend (status 2); before sending a send
  * may be skipped (over a quota, opted out, a condition, no sender) or cancelled (enrollment ended).
@@ -111,6 +111,12 @@ export const sends = pgTable(
     enrollmentId: uuid("enrollment_id").references(() => calendarEnrollments.id),
     contactId: uuid("contact_id").references(() => contacts.id),
     chatId: text("chat_id"),
+    /**
+     * Which occurrence of the entry: the local date for weekday, monthday and birthday entries
+     * (a weekly entry reaches each recipient once a week), the enrollment for relative calendars
+     * (enrolled again, sent again), '' for a one-off date.
+     */
+    occurrence: text("occurrence").notNull().default(""),
     /** The staff member whose WeCom account sends it (1:1: the owner consultant; group: the chat owner). */
     senderStaffId: uuid("sender_staff_id").references(() => staff.id),
     scheduledAt: timestamp("scheduled_at", { withTimezone: true }).notNull(),
@@ -129,8 +135,9 @@ export const sends = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
-    uniqueIndex("sends_post_contact_uq").on(t.postId, t.contactId).where(sql`${t.contactId} is not null`),
-    uniqueIndex("sends_post_chat_uq").on(t.postId, t.chatId).where(sql`${t.chatId} is not null`),
+    uniqueIndex("sends_post_contact_occ_uq").on(t.postId, t.contactId, t.occurrence).where(sql`${t.contactId} is not null`),
+    uniqueIndex("sends_post_chat_occ_uq").on(t.postId, t.chatId, t.occurrence).where(sql`${t.chatId} is not null`),
+    index("sends_sending_idx").on(t.sentAt).where(sql`${t.status} = 'sending'`),
     index("sends_due_idx").on(t.scheduledAt).where(sql`${t.status} in ('planned', 'queued')`),
     index("sends_tenant_entry_idx").on(t.tenantId, t.entryId, t.status),
     index("sends_tenant_contact_idx").on(t.tenantId, t.contactId, t.scheduledAt),

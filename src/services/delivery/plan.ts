@@ -27,7 +27,7 @@ import type { PlanSpec } from "./spec";
  *   W consecutive days, across calendars; service entries do not count). Over a cap is skipped,
  *   not moved: an entry's day is part of what it says (a livestream invite, day 3 of aftercare).
  *   Group chats count against WeCom's cap per chat and day, from their sends.
- * - one send per (post, recipient): candidates that already have one are left out, so planning
+ * - one send per (post, recipient, occurrence): candidates that already have one are left out, so planning
  *   twice is a no-op (and the unique indexes hold if anything raced past that).
  * Every planner of a tenant takes the tenant's planning lock, so the fatigue cap's window (rows of
  * several days) is read and reserved by one planner at a time; the mass cap's upsert is atomic on
@@ -144,7 +144,7 @@ function timing(spec: PlanSpec, now: Date): Timing | { none: string } {
  */
 export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: DeliverySettings, opts: { write: boolean; now: Date; enrollmentIds?: string[] | undefined }): Promise<PlanStats> {
   await tx.execute(sql`create temp table if not exists dlv_plan (
-    contact_id uuid, chat_id text, enrollment_id uuid, sender_staff_id uuid,
+    contact_id uuid, chat_id text, enrollment_id uuid, sender_staff_id uuid, occurrence text not null default '',
     scheduled_at timestamptz not null, day date not null,
     status text not null default 'planned', reason text, moved text
   ) on commit drop`);
@@ -165,11 +165,15 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
   const passed = sql`${t.at} < ${iso(late)}`;
   const moved = sql`(case when ${t.at} < ${iso(now)} and not ${passed} then 'late' when ${t.movedQuiet}::boolean then 'quiet hours' end)`;
   const passedReason = sql`'its time (' || to_char(${t.at} at time zone ${q(tz)}, 'YYYY-MM-DD HH24:MI') || ', ' || ${t.label} || ') passed before it could be planned'`;
+  // Which occurrence a send is (part of its unique key): a recurring entry's local date, a
+  // relative entry's enrollment, nothing for a one-off date.
+  const relative = spec.calendarKind === "relative" || spec.when.kind === "relative" || spec.when.kind === "before";
+  const occurrenceOf = spec.when.kind === "at" ? sql`''` : relative ? sql`en.id::text` : sql`to_char(${t.at} at time zone ${q(tz)}, 'YYYY-MM-DD')`;
 
   if (spec.channel === "single") {
     let from: SQL;
     let where: SQL;
-    if (spec.calendarKind === "relative" || spec.when.kind === "relative") {
+    if (relative) {
       from = sql`contacts c join calendar_enrollments en on en.contact_id = c.id and en.tenant_id = c.tenant_id and en.calendar_id = ${spec.calendarId}::uuid and en.ended_at is null`;
       if (opts.enrollmentIds && !opts.enrollmentIds.length) return stats;
       where = opts.enrollmentIds ? sql`en.id in (${sql.join(opts.enrollmentIds.map((id) => sql`${id}::uuid`), sql`, `)})` : sql`true`;
@@ -184,11 +188,11 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
     const skipIf = spec.skipIf ? await segmentCondition(ctx, spec.skipIf, "conditions.skipIf") : sql`false`;
     const sender = spec.ownerStaffId ? sql`${spec.ownerStaffId}::uuid` : sql`c.owner_staff_id`;
     const noSender = spec.ownerStaffId ? "no sender: the entry's owner staff member has no WeCom userid or has left" : "no sender: the contact has no owner consultant with a WeCom userid";
-    const already = spec.postId ? sql`exists (select 1 from sends x where x.post_id = ${spec.postId}::uuid and x.contact_id = c.id)` : sql`false`;
+    const already = spec.postId ? sql`exists (select 1 from sends x where x.post_id = ${spec.postId}::uuid and x.contact_id = c.id and x.occurrence = ${occurrenceOf})` : sql`false`;
     const rows = rowsOf<{ n: number; already: number }>(
       await tx.execute(sql`
       with cand as (
-        select c.id as contact_id, en.id as enrollment_id, s.id as sender_staff_id, ${at} as scheduled_at, ${moved} as moved,
+        select c.id as contact_id, en.id as enrollment_id, s.id as sender_staff_id, ${occurrenceOf} as occurrence, ${at} as scheduled_at, ${moved} as moved,
           case
             when ${passed} then ${passedReason}
             when c.deleted_at is not null then 'the contact removed the consultant in WeCom (or was removed)'
@@ -203,8 +207,8 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
         where c.tenant_id = ${ctx.tenantId}::uuid and ${where} and ${onlyIf} ${t.where ? sql`and ${t.where}` : sql``}
       ),
       ins as (
-        insert into dlv_plan (contact_id, enrollment_id, sender_staff_id, scheduled_at, day, status, reason, moved)
-        select contact_id, enrollment_id, sender_staff_id, scheduled_at, (scheduled_at at time zone ${q(ltz)})::date,
+        insert into dlv_plan (contact_id, enrollment_id, sender_staff_id, occurrence, scheduled_at, day, status, reason, moved)
+        select contact_id, enrollment_id, sender_staff_id, occurrence, scheduled_at, (scheduled_at at time zone ${q(ltz)})::date,
           case when reason is null then 'planned' else 'skipped' end, reason, case when reason is null then moved end
         from cand where not already
         returning 1
@@ -247,12 +251,12 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
       stats.reasons.push({ reason: spec.audience.groups?.tags?.length ? "group chats by tag are not synced from WeCom yet: list the chats by id" : "the calendar's audience names no group chats", n: 0 });
       return stats;
     }
-    const already = spec.postId ? sql`exists (select 1 from sends x where x.post_id = ${spec.postId}::uuid and x.chat_id = w.chat_id)` : sql`false`;
+    const already = spec.postId ? sql`exists (select 1 from sends x where x.post_id = ${spec.postId}::uuid and x.chat_id = w.chat_id and x.occurrence = ${occurrenceOf})` : sql`false`;
     const ins = rowsOf<{ already: number }>(
       await tx.execute(sql`
       with wanted as (select distinct unnest(array[${sql.join(ids.map((id) => sql`${id}::text`), sql`, `)}]) as chat_id),
       cand as (
-        select w.chat_id, s.id as sender_staff_id, ${at} as scheduled_at, ${moved} as moved,
+        select w.chat_id, s.id as sender_staff_id, ${occurrenceOf} as occurrence, ${at} as scheduled_at, ${moved} as moved,
           case
             when ${passed} then ${passedReason}
             when g.chat_id is null then 'unknown group chat (not synced from WeCom)'
@@ -265,8 +269,8 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
         left join staff s on s.tenant_id = ${ctx.tenantId}::uuid and lower(s.wecom_user_id) = lower(g.owner_user_id) and s.active
       ),
       ins as (
-        insert into dlv_plan (chat_id, sender_staff_id, scheduled_at, day, status, reason, moved)
-        select chat_id, sender_staff_id, scheduled_at, (scheduled_at at time zone ${q(ltz)})::date, case when reason is null then 'planned' else 'skipped' end, reason, case when reason is null then moved end
+        insert into dlv_plan (chat_id, sender_staff_id, occurrence, scheduled_at, day, status, reason, moved)
+        select chat_id, sender_staff_id, occurrence, scheduled_at, (scheduled_at at time zone ${q(ltz)})::date, case when reason is null then 'planned' else 'skipped' end, reason, case when reason is null then moved end
         from cand where not already
         returning 1
       )
@@ -288,8 +292,8 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
     // indexes would refuse anything that raced past (the plan then fails and the sweep retries).
     // In contact order, so the (post, contact) and (tenant, contact) indexes fill in order.
     await tx.execute(sql`
-      insert into sends (tenant_id, post_id, calendar_id, entry_id, enrollment_id, contact_id, chat_id, sender_staff_id, scheduled_at, status, reason, service, result_at)
-      select ${ctx.tenantId}::uuid, ${spec.postId}::uuid, ${spec.calendarId}::uuid, ${spec.entryId}::uuid, p.enrollment_id, p.contact_id, p.chat_id, p.sender_staff_id, p.scheduled_at, p.status, p.reason, ${spec.service},
+      insert into sends (tenant_id, post_id, calendar_id, entry_id, enrollment_id, contact_id, chat_id, occurrence, sender_staff_id, scheduled_at, status, reason, service, result_at)
+      select ${ctx.tenantId}::uuid, ${spec.postId}::uuid, ${spec.calendarId}::uuid, ${spec.entryId}::uuid, p.enrollment_id, p.contact_id, p.chat_id, p.occurrence, p.sender_staff_id, p.scheduled_at, p.status, p.reason, ${spec.service},
         case when p.status = 'skipped' then ${iso(now)} end
       from dlv_plan p
       order by p.contact_id, p.chat_id`);
