@@ -432,13 +432,16 @@ export async function runSetBased({
   const { ruleSet, version, exclusiveGroups } = rules ?? (await activeRules(db, ctx.tenantId));
   const nowIso = (now ?? ctx.deps.now()).toISOString();
   const compiler = new Compiler(ruleSet, nowIso, exclusiveGroups);
-  const chain = orderRules(ruleSet.rules).flatMap((r) => {
+  // Rules that only open leads or enroll (effects of events, never replayed here) change no tag:
+  // leaving them out keeps their conditions (e.g. keyword matches) out of the pass.
+  const tagRules = ruleSet.rules.filter((r) => r.then.some((a) => !("lead" in a) && !("enroll" in a)));
+  const chain = orderRules(tagRules).flatMap((r) => {
     const applicable = compiler.applicable(r, mode);
     return applicable ? [{ r, applicable }] : [];
   });
   const numbered = chain.map(({ r }, i) => ({ i, r }));
   const chainOver = compiler.plan(chain.map(({ r, applicable }, i) => ({ i, r, applicable })));
-  const recheckAt = compiler.recheck(ruleSet.rules);
+  const recheckAt = compiler.recheck(tagRules);
   const written = new Set(chain.flatMap(({ r }) => actionGroups(r.then)));
   const rulesRun = chain.filter(({ r }) => actionGroups(r.then).length).length;
   const empty: SetBasedResult = { rules: rulesRun, added: 0, removed: 0, contacts: 0, ...(dryRun ? { preview: [] } : {}) };
