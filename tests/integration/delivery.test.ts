@@ -466,6 +466,23 @@ describe("delivery through WeCom", () => {
     expect(gm!.results.map((r) => r.chatId)).toEqual([chat.chatId]);
     fake.control.staffConfirmsMassMessage(gm!.msgid, userB);
     expect(await pollMessage(t.rt.deps, { tenantId: tenant.id, msgid: gm!.msgid })).toMatchObject({ outcome: "final", sent: 1 });
+    // By label: the chats marketing labelled 祛痘交流群 (a dismissed one is left out), none other.
+    const labelled = await fake.control.createGroupChat({ owner: userB, name: "祛痘二群", members: [] });
+    await db().insert(wecomGroupChats).values([
+      { tenantId: tenant.id, chatId: labelled.chatId, name: "祛痘二群", ownerUserId: userB },
+      { tenantId: tenant.id, chatId: "wrDISMISSED", name: "旧群", ownerUserId: userB, tags: ["祛痘交流群"], dismissedAt: new Date() },
+    ]);
+    const mk = client(t.app, tenant.tokens.marketing);
+    for (const id of [chat.chatId, labelled.chatId]) expect((await mk.call("PUT", `/v1/wecom/group-chats/${id}/tags`, { tags: ["祛痘交流群", "祛痘交流群"] })).body.tags).toEqual(["祛痘交流群"]);
+    expect((await mk.get("/v1/wecom/group-chats?tag=祛痘交流群")).body.items.map((x: { chatId: string }) => x.chatId).sort()).toEqual([chat.chatId, labelled.chatId].sort());
+    const byTag = await calendar({ audience: { groups: { tags: ["祛痘交流群"] } }, entries: [{ key: "tagged", channel: "group", when: { date, time }, template: "群公告：下周三医生答疑。" }] });
+    // The first chat already had its group message today (WeCom's cap per chat and day): skipped, and says so.
+    expect(await planEntry({ ctx: sys(), id: byTag.ids["tagged"]!.entryId })).toMatchObject({ planned: 1, skipped: 1 });
+    const tagged = await sendsOf(byTag.ids["tagged"]!.postId!);
+    expect(tagged.map((x) => [x.chatId, x.status]).sort()).toEqual([[chat.chatId, "skipped"], [labelled.chatId, "planned"]].sort());
+    expect(tagged.find((x) => x.chatId === chat.chatId)!.reason).toContain("per group chat per day");
+    const none = await calendar({ audience: { groups: { tags: ["无此标签"] } }, entries: [{ key: "none", channel: "group", when: { date, time }, template: "群公告：测试。" }] });
+    expect(await planEntry({ ctx: sys(), id: none.ids["none"]!.entryId })).toMatchObject({ planned: 0, reasons: [expect.objectContaining({ reason: expect.stringContaining("no group chat carries the label") })] });
   });
 
   it("calls the gate on every send: copy edited after approval sends nothing and the sends say why", async () => {

@@ -65,6 +65,8 @@ interface Refs {
   calendarId: string;
   /** A contact of `consultant` to enroll in calendarId (routes that enroll or end get a fresh one). */
   enrollContactId: string;
+  /** A customer group chat of the tenant (WeCom chat_id). */
+  chatId: string;
 }
 
 interface Operation {
@@ -79,7 +81,7 @@ type Expectation = (res: ApiResponse, a: Refs, b: Refs) => string[] | Promise<st
 
 interface OpSpec {
   /** What the `{id}` path parameter names. */
-  id?: "contact" | "staff" | "token" | "segment" | "post" | "channel" | "lead" | "poolLead" | "spareLead" | "leaver" | "task" | "spareTask" | "sopTemplate" | "calendar";
+  id?: "contact" | "staff" | "token" | "segment" | "post" | "channel" | "lead" | "poolLead" | "spareLead" | "leaver" | "task" | "spareTask" | "sopTemplate" | "calendar" | "chat";
   /**
    * A status that also shows the caller got past the role and row checks: the business rule then
    * refused (412 for a send whose patient has no WeCom id; the real send is tested in lead-sop).
@@ -193,6 +195,8 @@ const SPECS: Record<string, OpSpec> = {
     body: (r) => ({ name: `渠道 ${randomUUID().slice(0, 6)}`, staffIds: [r.tenant.staff.consultant.id] }),
     cross: { body: (a) => ({ name: "偷来的顾问", staffIds: [a.tenant.staff.consultant.id] }), expect: invalid("staffIds") },
   },
+  "GET /v1/wecom/group-chats": { cross: { expect: noLeak((b) => [b.chatId]) } },
+  "PUT /v1/wecom/group-chats/{id}/tags": { id: "chat", body: () => ({ tags: ["祛痘交流群"] }), cross: { body: () => ({ tags: ["越权"] }), expect: notFound } },
   "GET /v1/wecom/channels": { cross: { expect: noLeak() } },
   "PATCH /v1/wecom/channels/{id}": { id: "channel", body: (r) => ({ welcomePostId: r.welcomePostId }), cross: { body: (a) => ({ welcomePostId: a.welcomePostId }), expect: invalid("welcomePostId") } },
   "GET /v1/segments": { cross: { expect: noLeak() } },
@@ -353,7 +357,7 @@ async function notOneOfAsRuns(res: ApiResponse, a: Refs): Promise<string[]> {
 const UNGUARDED = ["POST /v1/auth/login", "POST /v1/auth/logout", "GET /v1/me"];
 
 function idsOf(r: Refs): string[] {
-  return [r.tenant.id, r.contactId, r.spareStaffId, r.tokenId, r.clinicId, r.leadId, r.poolLeadId, r.spareLeadId, r.leaverId, r.taskId, r.spareTaskId, r.sopTemplateId, r.calendarId, r.enrollContactId, ...Object.values(r.tenant.staff).map((s) => s.id)];
+  return [r.tenant.id, r.contactId, r.spareStaffId, r.tokenId, r.clinicId, r.leadId, r.poolLeadId, r.spareLeadId, r.leaverId, r.taskId, r.spareTaskId, r.sopTemplateId, r.calendarId, r.enrollContactId, r.chatId, ...Object.values(r.tenant.staff).map((s) => s.id)];
 }
 
 async function makeRefs(tenant: TestTenant): Promise<Refs> {
@@ -383,7 +387,8 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   expect([welcome.status, channel.status]).toEqual([201, 201]);
   const lead = await consultant.post("/v1/leads", { contactId: contact.body.id, source: "api", need: "祛痘" });
   expect(lead.status).toBe(201);
-  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "", channelId: channel.body.id, welcomePostId: welcome.body.id, leadId: lead.body.id, poolLeadId: "", spareLeadId: "", leaverId: "", taskId: "", spareTaskId: "", sopTemplateId: "", calendarId: "", enrollContactId: "" };
+  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "", channelId: channel.body.id, welcomePostId: welcome.body.id, leadId: lead.body.id, poolLeadId: "", spareLeadId: "", leaverId: "", taskId: "", spareTaskId: "", sopTemplateId: "", calendarId: "", enrollContactId: "", chatId: `wr${tenant.slug.replace(/-/g, "")}chat` };
+  await sql`insert into wecom_group_chats (tenant_id, chat_id, name, owner_user_id) values (${tenant.id}, ${refs.chatId}, ${"祛痘交流群"}, ${`consultant-${tenant.slug}`})`;
   await freshLeaver(refs);
   refs.taskId = (await client(t.app, tenant.tokens.consultant).get(`/v1/tasks?leadId=${refs.leadId}`)).body.items[0].id;
   await freshSopTemplate(refs);
@@ -465,6 +470,7 @@ async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise
   if (kind === "spareTask") return r.spareTaskId;
   if (kind === "sopTemplate") return r.sopTemplateId;
   if (kind === "calendar") return r.calendarId;
+  if (kind === "chat") return r.chatId;
   if (kind === "token") {
     if (!destructive) return r.tokenId;
     return (await createToken({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), input: { staffId: r.spareStaffId, name: "throwaway" } })).id;

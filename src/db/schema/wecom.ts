@@ -59,8 +59,10 @@ export const wecomGroupChats = pgTable(
     customerCount: integer("customer_count").notNull().default(0),
     dismissedAt: timestamp("dismissed_at", { withTimezone: true }),
     syncedAt: timestamp("synced_at", { withTimezone: true }).notNull().defaultNow(),
+    /** Siyu's labels for the chat (e.g. 祛痘交流群): calendars address group chats by them. Sync never touches them. */
+    tags: text("tags").array().notNull().default(sql`'{}'::text[]`),
   },
-  (t) => [uniqueIndex("wecom_group_chats_tenant_chat_uq").on(t.tenantId, t.chatId)],
+  (t) => [uniqueIndex("wecom_group_chats_tenant_chat_uq").on(t.tenantId, t.chatId), index("wecom_group_chats_tags_idx").using("gin", t.tags)],
 );
 
 /** One run of `siyu wecom sync`: where it is, so a stopped run resumes instead of starting over. */

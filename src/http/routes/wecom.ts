@@ -5,6 +5,7 @@ import { CallbackRefused, receiveCallback, verifyCallbackUrl } from "../../servi
 import { getWecomSettings, putWecomSettings, PutWecomSettingsInput } from "../../services/wecom/settings";
 import { getWecomSyncStatus, startWecomSync } from "../../services/wecom/sync";
 import { createChannel, CreateChannelInput, listChannels, updateChannel, UpdateChannelInput } from "../../services/wecom/channels";
+import { GroupChatTagsInput, listGroupChats, ListGroupChatsInput, setGroupChatTags } from "../../services/wecom/group-chats";
 import { IdParam, json, jsonBody, problemResponse, route, validationHook } from "../openapi";
 import { problem } from "../problem";
 import type { AppEnv, HttpDeps } from "../types";
@@ -21,8 +22,35 @@ const SettingsView = z
   })
   .openapi("WecomSettings");
 
+const GroupChat = z
+  .object({ chatId: z.string(), name: z.string().nullable(), ownerUserId: z.string().nullable(), customerCount: z.number(), memberCount: z.number(), tags: z.array(z.string()), dismissed: z.boolean(), syncedAt: z.string() })
+  .openapi("GroupChat");
+const ChatParam = z.object({ id: z.string().min(1).max(200).openapi({ param: { name: "id", in: "path" }, description: "The WeCom chat_id" }) });
+
 export function wecomRoutes() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.openapi(
+    route("channels:manage", {
+      method: "get",
+      path: "/group-chats",
+      tags: ["wecom"],
+      summary: "Customer group chats (synced from WeCom) with Siyu's labels, by chat id, cursor-paginated",
+      request: { query: ListGroupChatsInput },
+      responses: { 200: json(z.object({ items: z.array(GroupChat), nextCursor: z.string().nullable() }), "A page of chats") },
+    }),
+    async (c) => c.json(await listGroupChats({ ctx: c.get("ctx"), input: c.req.valid("query") }), 200),
+  );
+  app.openapi(
+    route("channels:manage", {
+      method: "put",
+      path: "/group-chats/{id}/tags",
+      tags: ["wecom"],
+      summary: "Label a group chat (e.g. 祛痘交流群): calendars with audience.groups.tags reach the chats carrying any of their labels",
+      request: { params: ChatParam, body: jsonBody(GroupChatTagsInput) },
+      responses: { 200: json(GroupChat, "The chat with its labels"), 404: problemResponse("No such group chat") },
+    }),
+    async (c) => c.json(await setGroupChatTags({ ctx: c.get("ctx"), chatId: c.req.valid("param").id, input: c.req.valid("json") }), 200),
+  );
   app.openapi(
     route("wecom:manage", {
       method: "get",

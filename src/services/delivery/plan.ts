@@ -246,9 +246,16 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
       update dlv_plan p set status = 'skipped', reason = ${`over WeCom's mass-message cap: ${settings.massCapPerDay} per customer per day`}::text
       where p.status = 'planned' and not exists (select 1 from reserved r where r.contact_id = p.contact_id and r.day = p.day)`);
   } else {
-    const ids = spec.audience.groups?.ids ?? [];
+    // The chats listed by id, and those carrying any of the audience's labels (PUT /v1/wecom/group-chats/{id}/tags).
+    const labels = spec.audience.groups?.tags ?? [];
+    const tagged = labels.length
+      ? rowsOf<{ chat_id: string }>(
+          await tx.execute(sql`select chat_id from wecom_group_chats where tenant_id = ${ctx.tenantId}::uuid and dismissed_at is null and tags && array[${sql.join(labels.map((l) => sql`${l}::text`), sql`, `)}]::text[] order by chat_id`),
+        ).map((r) => r.chat_id)
+      : [];
+    const ids = [...new Set([...(spec.audience.groups?.ids ?? []), ...tagged])];
     if (!ids.length) {
-      stats.reasons.push({ reason: spec.audience.groups?.tags?.length ? "group chats by tag are not synced from WeCom yet: list the chats by id" : "the calendar's audience names no group chats", n: 0 });
+      stats.reasons.push({ reason: labels.length ? `no group chat carries the label ${labels.join(" / ")} (label chats with PUT /v1/wecom/group-chats/{id}/tags)` : "the calendar's audience names no group chats", n: 0 });
       return stats;
     }
     const already = spec.postId ? sql`exists (select 1 from sends x where x.post_id = ${spec.postId}::uuid and x.chat_id = w.chat_id and x.occurrence = ${occurrenceOf})` : sql`false`;
