@@ -267,8 +267,6 @@ export function parseCalendar(raw: unknown, file: string | null = null, opts: Pa
       if (e.link.desc && utf8Bytes(e.link.desc) > 512) add(at("link", "desc"), "is over WeCom's 512 bytes");
     }
     if (e.miniprogram && utf8Bytes(e.miniprogram.title) > 64) add(at("miniprogram", "title"), "is over WeCom's 64 bytes (about 21 Chinese characters)");
-    // WeCom wants the card's cover as uploaded media (pic_media_id), which delivery does not upload yet.
-    if (e.miniprogram) add(at("miniprogram"), "mini-program cards go out as the entry's text alone for now (the cover upload WeCom needs is not built yet): put the page in the text or a link", "warning");
 
     // Variables: the entry's own, then the template's use of them.
     const own = e.variables ?? {};
