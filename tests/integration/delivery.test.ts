@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/db/client";
-import { auditLog, calendarEnrollments, calendarEntries, calendars, contacts, sendQuota, sends, staffNotifications, wecomGroupChats } from "../../src/db/schema/index";
+import { auditLog, calendarEnrollments, calendarEntries, calendars, contacts, posts, sendQuota, sends, staffNotifications, wecomGroupChats } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { systemCtx, type Ctx } from "../../src/services/context";
 import { deliverBatch } from "../../src/services/delivery/deliver";
@@ -12,7 +12,7 @@ import { reconcileInterrupted, RECONCILE_AFTER_MS } from "../../src/services/del
 import { pollMessage } from "../../src/services/delivery/results";
 import { sweepDelivery } from "../../src/services/delivery/sweep";
 import { batchJobId, pendingBatches, pollJobId, type BatchKey } from "../../src/services/delivery/timers";
-import { createPost, reviewPost, submitPost, updatePost } from "../../src/services/posts/posts";
+import { createPost, gateCheck, reviewPost, submitPost, updatePost } from "../../src/services/posts/posts";
 import { WecomClient } from "../../src/wecom/api/client";
 import { WecomNetworkError } from "../../src/wecom/api/errors";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
@@ -460,12 +460,17 @@ describe("delivery through WeCom", () => {
     const gp = await planEntry({ ctx: sys(), id: g.ids["group"]!.entryId });
     expect(gp).toMatchObject({ planned: 1, skipped: 1, reasons: [{ reason: "unknown group chat (not synced from WeCom)", n: 1 }] });
     for (const k of await keysOf(g.ids["group"]!.postId!)) expect(k.senderStaffId).toBe(tenant.staff.consultant2.id);
+    const postStatus = async () => (await db().select({ status: posts.status }).from(posts).where(eq(posts.id, g.ids["group"]!.postId!)))[0]?.status;
+    expect(await postStatus()).toBe("scheduled");
     for (const k of await keysOf(g.ids["group"]!.postId!)) await deliverBatch(t.rt.deps, k);
     const [gm] = massFor("群公告：本周六直播答疑");
     expect(gm).toMatchObject({ chatType: "group" });
     expect(gm!.results.map((r) => r.chatId)).toEqual([chat.chatId]);
     fake.control.staffConfirmsMassMessage(gm!.msgid, userB);
     expect(await pollMessage(t.rt.deps, { tenantId: tenant.id, msgid: gm!.msgid })).toMatchObject({ outcome: "final", sent: 1 });
+    // approved -> scheduled -> sent; a sent post stays sendable (approval binds to the content).
+    expect(await postStatus()).toBe("sent");
+    expect((await gateCheck(db(), sys(), g.ids["group"]!.postId!)).sendable).toBe(true);
     // By label: the chats marketing labelled 祛痘交流群 (a dismissed one is left out), none other.
     const labelled = await fake.control.createGroupChat({ owner: userB, name: "祛痘二群", members: [] });
     await db().insert(wecomGroupChats).values([

@@ -19,7 +19,7 @@ async function blocker(ctx: Ctx, spec: PlanSpec): Promise<Exclude<PlanOutcome, {
   if (spec.removed || !spec.entryId) return { ...base, outcome: "removed", detail: "the entry was removed from the calendar" };
   if (!spec.postId) return { ...base, outcome: "no_post", detail: "the entry has no post yet (publish the calendar)" };
   const [p] = await ctx.deps.db.select({ status: posts.status }).from(posts).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, spec.postId)));
-  if (!p || (p.status !== "approved" && p.status !== "scheduled")) return { ...base, outcome: "not_approved", detail: `the entry's post is ${p?.status ?? "missing"}, not approved` };
+  if (!p || (p.status !== "approved" && p.status !== "scheduled" && p.status !== "sent")) return { ...base, outcome: "not_approved", detail: `the entry's post is ${p?.status ?? "missing"}, not approved` };
   return null;
 }
 
@@ -106,7 +106,7 @@ export async function planPending(deps: ServiceDeps, opts: { birthdays: boolean;
       select e.tenant_id, e.id
       from calendar_entries e
       join calendars c on c.id = e.calendar_id and c.status = 'published'
-      join posts p on p.id = e.post_id and p.status in ('approved', 'scheduled')
+      join posts p on p.id = e.post_id and p.status in ('approved', 'scheduled', 'sent')
       where e.removed_at is null and (
         (c.kind = 'dated' and e."when"->>'kind' is distinct from 'birthday' and p.updated_at > ${recent}
           and not exists (select 1 from sends s where s.post_id = e.post_id and s.entry_id = e.id))

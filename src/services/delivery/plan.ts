@@ -304,6 +304,9 @@ export async function planInto(tx: Tx, ctx: Ctx, spec: PlanSpec, settings: Deliv
         case when p.status = 'skipped' then ${iso(now)} end
       from dlv_plan p
       order by p.contact_id, p.chat_id`);
+    // An approved post with sends waiting is scheduled.
+    await tx.execute(sql`update posts set status = 'scheduled', updated_at = ${iso(now)}
+      where id = ${spec.postId}::uuid and status = 'approved' and exists (select 1 from dlv_plan p where p.status = 'planned')`);
   }
 
   const agg = rowsOf<{ status: string; reason: string | null; moved: string | null; n: number; first: string | Date | null; last: string | Date | null }>(

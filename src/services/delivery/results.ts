@@ -128,6 +128,12 @@ export async function pollMessage(deps: ServiceDeps, p: { tenantId: string; msgi
         else if (k === "over_quota") out.overQuota += (await end(tx, ids, "over_quota", "WeCom: not sent, the recipient already received a mass message in WeCom's period (status 3, the per-customer cap)")).length;
         else out.failed += (await end(tx, ids, "failed", `not sent: ${first.sender_name} confirmed the message without this recipient`)).length;
       }
+      // The copy reached a patient: its post is sent (it stays sendable for the rest of its recipients and occurrences).
+      if (out.sent) {
+        await tx.execute(sql`update posts set status = 'sent', updated_at = ${now.toISOString()}::timestamptz
+          where tenant_id = ${p.tenantId}::uuid and status in ('approved', 'scheduled')
+            and id in (select s.post_id from sends s where s.tenant_id = ${p.tenantId}::uuid and s.wecom_msgid = ${p.msgid} and s.status = 'sent')`);
+      }
     });
   } else {
     // Not confirmed yet.

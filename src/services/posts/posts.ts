@@ -315,7 +315,8 @@ export async function gateCheck(
   const [post] = await db.select().from(posts).where(and(eq(posts.tenantId, ctx.tenantId), eq(posts.id, postId)));
   const no = (reason: string) => ({ sendable: false, reason, post: post ?? null });
   if (!post) return no("no such post");
-  if (post.status !== "approved" && post.status !== "scheduled") return no(`the post is ${post.status}, not approved`);
+  // Scheduled and sent posts stay sendable (more recipients, the next occurrence): approval binds to the content.
+  if (post.status !== "approved" && post.status !== "scheduled" && post.status !== "sent") return no(`the post is ${post.status}, not approved`);
   const hash = contentHash({ kind: post.kind, title: content ? content.title : post.title, body: content ? content.body : post.body });
   if (hash !== post.contentHash) return no("the content differs from the approved content");
   const approvals = await db.select().from(postReviews).where(and(eq(postReviews.postId, postId), eq(postReviews.contentHash, hash), eq(postReviews.decision, "approve")));
