@@ -304,6 +304,14 @@ describe("ADMIN_TOKEN", () => {
     expect(me.status).toBe(200);
     expect(me.body).toMatchObject({ staffId: seeded.adminStaffId, role: "admin", tenant: config.TENANT_SLUG, tenantId: seeded.tenantId, via: "token" });
     expect((await admin.get("/v1/staff")).status).toBe(200);
+    // The demo clinic starts with the shipped calendars as drafts, ready to preview and publish.
+    const cals = await admin.get("/v1/calendars");
+    expect(cals.body.items.map((c: { key: string; status: string }) => [c.key, c.status]).sort()).toEqual([
+      ["acne-community-7d", "draft"],
+      ["appointment-reminders", "draft"],
+      ["member-day-monthly", "draft"],
+      ["post-treatment-care-30d", "draft"],
+    ]);
     // It is the demo tenant's admin, not another tenant's.
     expect((await admin.get(`/v1/staff/${A.staff.admin.id}`)).status).toBe(404);
 

@@ -11,6 +11,11 @@ import { importContacts } from "../contacts/import";
 import { signalLead } from "../leads/leads";
 import { completeTask, listTasks, skipTask } from "../leads/sop";
 import type { Ctx } from "../context";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { DEFAULT_CALENDARS_DIR } from "../../loaders/calendars";
+import { createCalendar } from "../calendars/calendars";
 
 export const DEMO_STAFF = [
   { name: "王静", email: "admin@demo.siyu.local", role: "admin", wecomUserId: "wangjing" },
@@ -83,6 +88,7 @@ export async function seedDemo({ deps, slug, password, contactCount = 200 }: { d
     total += r.accepted;
   }
   await seedFollowUps(ctx);
+  await seedCalendars(ctx);
   return { created: true, tenantId: tenant.id, adminStaffId: staffIds.wangjing!, contacts: people.length, events: total };
 }
 
@@ -125,5 +131,22 @@ function demoData(type: EventType, t: number, pick: <T>(xs: readonly T[]) => T, 
       return rand() < 0.5
         ? { outcome: "converted", amount: Math.round(1000 + rand() * 30000), items: [pick(TOPICS)] }
         : { outcome: "lost", lostReason: pick(["价格敏感", "担心效果", "恐惧疼痛", "时间不便"]) };
+  }
+}
+
+/**
+ * The shipped calendars (content-calendars/) as drafts of the demo clinic, so marketing finds
+ * something to preview, edit and publish (publishing sends their copy to review). A file that no
+ * longer validates is skipped with a warning: the demo still starts.
+ */
+async function seedCalendars(ctx: Ctx): Promise<void> {
+  const files = (await readdir(DEFAULT_CALENDARS_DIR)).filter((n) => n.endsWith(".yaml")).sort();
+  for (const name of files) {
+    try {
+      const raw = parseYaml(await readFile(path.join(DEFAULT_CALENDARS_DIR, name), "utf8")) as Record<string, unknown>;
+      await createCalendar({ ctx, input: { ...raw, key: name.replace(/\.yaml$/, ""), source: "file" } });
+    } catch (err) {
+      ctx.logger.warn({ file: name, err: (err as Error).message }, "demo calendar not seeded");
+    }
   }
 }
