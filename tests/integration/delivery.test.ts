@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -90,6 +92,7 @@ interface EntrySpec {
   conditions?: { skipIf?: string; onlyIf?: string };
   ownerStaffId?: string;
   link?: { url: string; title: string };
+  miniprogram?: { appId: string; page: string; title: string; picUrl?: string };
   /** Leave the entry without an approved post (a draft calendar's entry). */
   noPost?: boolean;
 }
@@ -103,7 +106,7 @@ async function calendar(o: { kind?: "dated" | "relative"; timeZone?: string; qui
     quietHours: o.quietHours ?? { start: "21:00", end: "08:30" },
     audience: o.audience,
     variables: {},
-    entries: o.entries.map((e) => ({ key: e.key, when: e.when, kind: e.link ? "article" : "text", channel: e.channel ?? "single", service: e.service ?? false, template: e.template, variables: {}, ...(e.conditions ? { conditions: e.conditions } : {}), ...(e.link ? { link: e.link } : {}) })),
+    entries: o.entries.map((e) => ({ key: e.key, when: e.when, kind: e.link ? "article" : e.miniprogram ? "miniprogram" : "text", channel: e.channel ?? "single", service: e.service ?? false, template: e.template, variables: {}, ...(e.conditions ? { conditions: e.conditions } : {}), ...(e.link ? { link: e.link } : {}), ...(e.miniprogram ? { miniprogram: e.miniprogram } : {}) })),
   };
   const [cal] = await db()
     .insert(calendars)
@@ -432,6 +435,38 @@ describe("delivery through WeCom", () => {
     // The tests below drive the batches themselves.
     await Promise.all(workers.map((w) => w.close()));
     workers = [];
+  });
+
+  it("sends a mini-program card with its cover uploaded to WeCom as media, and without the card when the cover cannot be had", async () => {
+    setNow(Date.now());
+    // The cover is served like any web image (a 1x1 PNG); the second entry's cover is missing.
+    const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==", "base64");
+    const images = createServer((req, res) => {
+      if (req.url === "/cover.png") res.writeHead(200, { "content-type": "image/png" }).end(png);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => images.listen(0, "127.0.0.1", () => r()));
+    const base = `http://127.0.0.1:${(images.address() as AddressInfo).port}`;
+    try {
+      const { source } = await newContacts(1);
+      const when = nextMinute();
+      const at = { date: local(when).slice(0, 10), time: local(when).slice(11, 16) };
+      const other = await newContacts(1);
+      const cal = await calendar({ audience: { segment: `source = "${source}"` }, entries: [{ key: "card", when: at, template: "会员日预约入口已开放。", miniprogram: { appId: "wx0a1b2c3d4e5f6a7b", page: "pages/booking/index.html", title: "会员日预约", picUrl: `${base}/cover.png` } }] });
+      const cal2 = await calendar({ audience: { segment: `source = "${other.source}"` }, entries: [{ key: "nocover", when: at, template: "复诊预约入口已开放。", miniprogram: { appId: "wx0a1b2c3d4e5f6a7b", page: "pages/booking/index.html", title: "预约复诊", picUrl: `${base}/missing.png` } }] });
+      await planEntry({ ctx: sys(), id: cal.ids["card"]!.entryId });
+      await planEntry({ ctx: sys(), id: cal2.ids["nocover"]!.entryId });
+      setNow(when.getTime() + 1000);
+      for (const b of [...(await keysOf(cal.ids["card"]!.postId!)), ...(await keysOf(cal2.ids["nocover"]!.postId!))]) await deliverBatch(t.rt.deps, b);
+      const [card] = massFor("会员日预约入口已开放");
+      const mp = card!.attachments[0] as { msgtype: string; miniprogram: { pic_media_id: string; appid: string; page: string; title: string } };
+      expect(mp).toMatchObject({ msgtype: "miniprogram", miniprogram: { appid: "wx0a1b2c3d4e5f6a7b", page: "pages/booking/index.html", title: "会员日预约" } });
+      expect(fake.state.media.get(mp.miniprogram.pic_media_id)).toMatchObject({ type: "image", contentType: "image/png", bytes: png.length });
+      const [plain] = massFor("复诊预约入口已开放");
+      expect(plain!.attachments).toEqual([]);
+    } finally {
+      await new Promise<void>((r) => images.close(() => r()));
+    }
   });
 
   it("sends personal copy (the contact's name, a tracked link) as one message per recipient, and group entries to chats from the chat owner", async () => {

@@ -1,13 +1,14 @@
 import { createHash } from "node:crypto";
 import type { Tx } from "../../db/client";
 import type { posts } from "../../db/schema/index";
-import { analyzeTemplate, entryAttachments, MissingVariableError, renderEntry, RECIPIENT_VARIABLES, type CalendarEntry, type EntryAttachment } from "../../domain/calendars/index";
+import { analyzeTemplate, entryAttachments, MissingVariableError, renderEntry, RECIPIENT_VARIABLES, type CalendarEntry } from "../../domain/calendars/index";
 import { renderPost } from "../../domain/compliance/posts";
 import { perRecipientCopy } from "../../domain/delivery/schedule";
 import { findUrls } from "../../domain/links/urls";
 import type { Attachment } from "../../wecom/api/types";
 import type { Ctx } from "../context";
 import { trackLinks } from "../links/track";
+import { loadWecomApp } from "../wecom/settings";
 
 /**
  * The copy of a send: the approved post's body (the template the reviewers approved, which the
@@ -78,13 +79,53 @@ export function renderCopy(post: PostRow, def: CalendarEntry | null, r: Recipien
 }
 
 /**
- * The entry's attachments for WeCom: a link card (article, livestream) or an image. Mini-program
- * cards need a cover uploaded as media (pic_media_id), which Siyu does not do yet: such entries
- * go out as their text alone.
+ * The entry's attachments for WeCom: a link card (article, livestream), an image, or a
+ * mini-program card, whose cover WeCom wants as uploaded media (pic_media_id: coverMediaId). A
+ * card whose cover cannot be had (no picUrl, unreachable, not a JPG/PNG) goes without the card:
+ * the text carries the entry.
  */
-function attachmentsOf(def: CalendarEntry | null, link?: string): Attachment[] {
+async function attachmentsOf(ctx: Ctx, def: CalendarEntry | null, link?: string): Promise<Attachment[]> {
   if (!def) return [];
-  return entryAttachments(def, link ? { link } : {}).filter((a): a is Exclude<EntryAttachment, { msgtype: "miniprogram" }> => a.msgtype !== "miniprogram") as Attachment[];
+  const out: Attachment[] = [];
+  for (const a of entryAttachments(def, link ? { link } : {})) {
+    if (a.msgtype !== "miniprogram") {
+      out.push(a as Attachment);
+      continue;
+    }
+    const media = a.miniprogram.picUrl ? await coverMediaId(ctx, a.miniprogram.picUrl) : null;
+    if (media) out.push({ msgtype: "miniprogram", miniprogram: { title: a.miniprogram.title, pic_media_id: media, appid: a.miniprogram.appid, page: a.miniprogram.page } });
+    else ctx.logger.warn({ entry: def.key, picUrl: a.miniprogram.picUrl ?? null }, "mini-program card sent without its card: no cover image could be uploaded");
+  }
+  return out;
+}
+
+/** Covers uploaded per corp and picture, reused while WeCom keeps them (3 days; reuploaded after 2.5). */
+const covers = new Map<string, { mediaId: string; until: number }>();
+const COVER_TTL_MS = 60 * 3_600_000;
+const COVER_MAX_BYTES = 10 * 1024 * 1024;
+
+/** Fetch a mini-program cover (JPG or PNG, at most 10 MB) and upload it to WeCom as temporary media. */
+export async function coverMediaId(ctx: Ctx, picUrl: string): Promise<string | null> {
+  const app = await loadWecomApp(ctx.deps, ctx.tenantId);
+  if (!app) return null;
+  const key = `${app.corpId} ${picUrl}`;
+  const now = ctx.deps.now().getTime();
+  const hit = covers.get(key);
+  if (hit && hit.until > now) return hit.mediaId;
+  try {
+    const res = await fetch(picUrl, { signal: AbortSignal.timeout(10_000), redirect: "follow" });
+    const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    if (!res.ok || !/^image\/(jpeg|png)$/.test(type)) throw new Error(`HTTP ${res.status} ${type || "no content-type"}: not a JPG or PNG`);
+    const data = new Uint8Array(await res.arrayBuffer());
+    if (!data.length || data.length > COVER_MAX_BYTES) throw new Error(`${data.length} bytes: WeCom takes 1 byte to 10 MB`);
+    const name = new URL(picUrl).pathname.split("/").pop() || `cover.${type === "image/png" ? "png" : "jpg"}`;
+    const r = await ctx.deps.wecomClient(app).uploadMedia({ type: "image", filename: name, contentType: type, data });
+    covers.set(key, { mediaId: r.media_id, until: now + COVER_TTL_MS });
+    return r.media_id;
+  } catch (err) {
+    ctx.logger.warn({ picUrl, err: (err as Error).message }, "could not upload a mini-program cover");
+    return null;
+  }
 }
 
 /**
@@ -94,11 +135,11 @@ function attachmentsOf(def: CalendarEntry | null, link?: string): Attachment[] {
  */
 export async function finishCopy(tx: Tx, ctx: Ctx, post: PostRow, def: CalendarEntry | null, r: Recipient | null, consultant: string | null): Promise<Copy> {
   const text = renderCopy(post, def, r, consultant);
-  if (!r) return { text, attachments: attachmentsOf(def) };
+  if (!r) return { text, attachments: await attachmentsOf(ctx, def) };
   const articles = def?.link ? { [def.link.url]: { articleId: def.link.articleId ?? def.key, topic: def.link.topic } } : undefined;
   const track = (t: string) => trackLinks(tx, ctx, { sendId: r.sendId, postId: post.id, contactId: r.contactId, text: t, articles });
   const link = def?.link ? await track(def.link.url) : undefined;
-  return { text: await track(text), attachments: attachmentsOf(def, link) };
+  return { text: await track(text), attachments: await attachmentsOf(ctx, def, link) };
 }
 
 /** What sends.rendered_hash holds: SHA-256 of the text handed to WeCom (get_groupmsg_list_v2 returns it). */

@@ -150,10 +150,11 @@ export class WecomClient {
     const started = this.now();
     let res: Response;
     try {
+      const form = body instanceof FormData;
       res = await this.fetchFn(url, {
         method,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: body === undefined || form ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : form ? body : JSON.stringify(body),
         signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
       });
     } catch (err) {
@@ -348,6 +349,18 @@ export class WecomClient {
     return this.call("externalcontact/resigned/transfer_result", "POST", "/cgi-bin/externalcontact/resigned/transfer_result", {
       body: { handover_userid: input.handoverUserId, takeover_userid: input.takeoverUserId, cursor: input.cursor ?? "" },
     });
+  }
+
+  // ------------------------------------------------------------ media
+
+  /**
+   * Upload temporary media (media/upload, multipart field `media`): an image for a mini-program
+   * card's cover (pic_media_id). WeCom keeps it 3 days.
+   */
+  uploadMedia(input: { type: "image" | "file"; filename: string; contentType: string; data: Uint8Array }): Promise<{ type: string; media_id: string; created_at: string }> {
+    const form = new FormData();
+    form.append("media", new Blob([input.data], { type: input.contentType }), input.filename);
+    return this.call("media/upload", "POST", "/cgi-bin/media/upload", { query: { type: input.type }, body: form });
   }
 
   // ------------------------------------------------------------ app messages

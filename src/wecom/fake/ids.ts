@@ -26,6 +26,8 @@ export const ids = {
   chatId: () => `wr${randomString(30)}`,
   /** `et` + 30 chars: corp tags and tag groups share the shape. */
   tagId: () => `et${randomString(30)}`,
+  /** `3` + 40 chars: temporary media (media/upload), kept 3 days. */
+  mediaId: () => `3${randomString(40)}`,
   /** `msg` + 25 chars: a mass-message task. */
   massMsgId: () => `msg${randomString(25)}`,
   /** 32 lowercase hex: a 「联系我」 config. */

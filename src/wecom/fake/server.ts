@@ -57,6 +57,31 @@ export function createFakeWecom(options: FakeWecomOptions = {}): FakeWecom {
 
   if (opts.controlRoutes) app.route("/__control", controlRoutes(control));
 
+  // media/upload (doc 90253) is multipart, not JSON: its own route, with the same token and rate checks.
+  app.post("/cgi-bin/media/upload", async (c) => {
+    let errcode = 0;
+    try {
+      checkToken(state, c.req.query("access_token"));
+      if (!takeRateToken(state, "media/upload")) throw new WecomError(45009);
+      const type = c.req.query("type");
+      if (!type || !["image", "voice", "video", "file"].includes(type)) throw new WecomError(40004, "invalid media type");
+      const form = await c.req.parseBody();
+      const file = form.media;
+      if (!(file instanceof File) || file.size === 0) throw new WecomError(41005, "media data missing");
+      if (type === "image" && (file.size > 10 * 1024 * 1024 || !/^image\/(jpeg|png)$/.test(file.type))) throw new WecomError(40005, "images are JPG or PNG up to 10 MB");
+      const media_id = ids.mediaId();
+      const createdAtSec = state.nowSec();
+      state.media.set(media_id, { type, filename: file.name, contentType: file.type, bytes: file.size, createdAtSec });
+      return reply(c, 0, "ok", { type, media_id, created_at: String(createdAtSec) });
+    } catch (err) {
+      if (!(err instanceof WecomError)) throw err;
+      errcode = err.errcode;
+      return reply(c, err.errcode, ERRMSG[err.errcode] ?? err.message);
+    } finally {
+      state.apiCalls.push({ method: "POST", path: "media/upload", errcode, at: state.nowSec() });
+    }
+  });
+
   app.all("/cgi-bin/*", async (c) => {
     const path = c.req.path.slice("/cgi-bin/".length);
     const def = registry.get(path);

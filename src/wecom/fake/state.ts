@@ -250,6 +250,14 @@ export class FakeWecomState {
   readonly welcomeMessages: FakeWelcomeMessage[] = [];
   readonly transfers: FakeTransfer[] = [];
   readonly appMessages: FakeAppMessage[] = [];
+  /** Temporary media (media/upload) by media_id: valid 3 days. */
+  readonly media = new Map<string, { type: string; filename: string; contentType: string; bytes: number; createdAtSec: number }>();
+
+  /** Whether media_id names uploaded media still inside WeCom's 3 days. */
+  mediaValid(mediaId: string): boolean {
+    const m = this.media.get(mediaId);
+    return m !== undefined && this.nowSec() - m.createdAtSec < 3 * 86_400;
+  }
   readonly tokens = new Map<string, FakeAccessToken>();
   /** secret → its current token. */
   readonly currentTokens = new Map<string, string>();

@@ -22,7 +22,8 @@ export interface Content {
 }
 
 /** Validates and returns the content as stored (and echoed by get_groupmsg_list_v2). */
-export function readContent(body: JsonBody, maxTextBytes: number): Content {
+/** `mediaOk` says whether a media_id was uploaded and is still valid (media/upload keeps it 3 days). */
+export function readContent(body: JsonBody, maxTextBytes: number, mediaOk: (mediaId: string) => boolean = () => true): Content {
   const textObj = body.obj("text");
   const content = textObj?.str("content");
   maxBytes(content, maxTextBytes, "text.content");
@@ -42,7 +43,7 @@ export function readContent(body: JsonBody, maxTextBytes: number): Content {
       maxBytes(inner.str("desc"), 512, "link.desc");
     } else if (kind === "miniprogram") {
       maxBytes(required(inner, "title"), 64, "miniprogram.title");
-      required(inner, "pic_media_id");
+      if (!mediaOk(required(inner, "pic_media_id"))) fail(40007, "miniprogram.pic_media_id is not an uploaded image (or expired)");
       required(inner, "appid");
       required(inner, "page");
     } else {

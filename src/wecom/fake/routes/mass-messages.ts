@@ -16,7 +16,7 @@ export const massMessageApis: ApiDef[] = [
   post("externalcontact/add_msg_template", ({ state, body }) => {
     const chatType = body.str("chat_type") ?? "single";
     if (chatType !== "single" && chatType !== "group") return fail(40058, "chat_type must be single or group");
-    const content = readContent(body, 4000);
+    const content = readContent(body, 4000, (id) => state.mediaValid(id));
     const tagFilter = body
       .obj("tag_filter")
       ?.objList("group_list")

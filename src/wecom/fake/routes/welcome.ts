@@ -8,6 +8,6 @@ export const welcomeApis: ApiDef[] = [
   post("externalcontact/send_welcome_msg", ({ state, body }) => {
     const code = body.str("welcome_code");
     checkWelcomeCode(state, code);
-    sendWelcomeMsg(state, code!, readContent(body, 4000));
+    sendWelcomeMsg(state, code!, readContent(body, 4000, (id) => state.mediaValid(id)));
   }),
 ];
