@@ -4,6 +4,7 @@ import type { Tx } from "../../db/client";
 import { calendarEnrollments, calendars, contacts, sends } from "../../db/schema/index";
 import { ownsOnly } from "../../domain/auth/permissions";
 import { ConflictError, NotFoundError, ValidationError, zodIssues } from "../../errors";
+import { loadVisibleContact } from "../contacts/internal";
 import { afterCommit, audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
 import { planEnrollment } from "../delivery/plan-entry";
 
@@ -87,11 +88,9 @@ export interface EnrollmentView {
 }
 
 async function visibleContact(tx: Tx, ctx: Ctx, contactId: string) {
-  const conds = [eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, contactId), isNull(contacts.deletedAt)];
-  if (ctx.actor.kind === "staff" && ownsOnly(ctx.actor.role)) conds.push(eq(contacts.ownerStaffId, ctx.actor.staffId));
-  const [c] = await tx.select({ id: contacts.id }).from(contacts).where(and(...conds));
   // Like every contact lookup: someone else's contact (or another tenant's) is simply not found.
-  if (!c) throw new NotFoundError("contact");
+  const c = await loadVisibleContact(tx, ctx, contactId);
+  if (c.deletedAt) throw new NotFoundError("contact");
 }
 
 async function calendarOf(ctx: Ctx, id: string) {

@@ -99,19 +99,19 @@ async function attachmentsOf(ctx: Ctx, def: CalendarEntry | null, link?: string)
   return out;
 }
 
-/** Covers uploaded per corp and picture, reused while WeCom keeps them (3 days; reuploaded after 2.5). */
+/** Covers uploaded per tenant (one WeCom corp each) and picture, reused while WeCom keeps them (3 days; reuploaded after 2.5). */
 const covers = new Map<string, { mediaId: string; until: number }>();
 const COVER_TTL_MS = 60 * 3_600_000;
 const COVER_MAX_BYTES = 10 * 1024 * 1024;
 
 /** Fetch a mini-program cover (JPG or PNG, at most 10 MB) and upload it to WeCom as temporary media. */
 export async function coverMediaId(ctx: Ctx, picUrl: string): Promise<string | null> {
-  const app = await loadWecomApp(ctx.deps, ctx.tenantId);
-  if (!app) return null;
-  const key = `${app.corpId} ${picUrl}`;
+  const key = `${ctx.tenantId} ${picUrl}`;
   const now = ctx.deps.now().getTime();
   const hit = covers.get(key);
   if (hit && hit.until > now) return hit.mediaId;
+  const app = await loadWecomApp(ctx.deps, ctx.tenantId);
+  if (!app) return null;
   try {
     const res = await fetch(picUrl, { signal: AbortSignal.timeout(10_000), redirect: "follow" });
     const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();

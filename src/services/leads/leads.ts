@@ -8,6 +8,7 @@ import { startOfLocalDay } from "../../domain/leads/route";
 import { ConflictError, NotFoundError, ValidationError, zodIssues } from "../../errors";
 import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
 import { cursorText, decodeCursor, encodeCursor, type Page } from "../pagination";
+import { loadVisibleContact } from "../contacts/internal";
 import { contactTagsByGroup, leadConfig, leadEnv, lockLeads, moveLead, openLeadsOf, regrade, routeLead } from "./internal";
 import { startSop } from "./sop";
 
@@ -145,10 +146,8 @@ export async function listLeads({ ctx, input }: { ctx: Ctx; input: unknown }): P
 
 /** Lock the contact row (every path locks the contact, then the tenant's leads: one order, no deadlock). */
 async function lockContact(tx: Tx, ctx: Ctx, contactId: string) {
-  const conds = [eq(contacts.tenantId, ctx.tenantId), eq(contacts.id, contactId), isNull(contacts.deletedAt)];
-  if (ctx.actor.kind === "staff" && ownsOnly(ctx.actor.role)) conds.push(eq(contacts.ownerStaffId, ctx.actor.staffId));
-  const [c] = await tx.select({ id: contacts.id, ownerStaffId: contacts.ownerStaffId, clinicId: contacts.clinicId }).from(contacts).where(and(...conds)).for("update");
-  if (!c) throw new NotFoundError("contact");
+  const c = await loadVisibleContact(tx, ctx, contactId, true);
+  if (c.deletedAt) throw new NotFoundError("contact");
   return c;
 }
 

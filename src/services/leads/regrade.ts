@@ -35,11 +35,13 @@ export async function regradeFadingLeads(deps: ServiceDeps, tenantId: string): P
     .from(leads)
     .where(and(eq(leads.tenantId, tenantId), eq(leads.status, "open"), sql`${leads.lastSignalAt} < ${now.toISOString()}::timestamptz - interval '1 day'`, sql`${leads.lastSignalAt} > ${now.toISOString()}::timestamptz - interval '1461 days'`));
   let changed = 0;
+  const configs = new Map<string, Awaited<ReturnType<typeof leadConfig>>>();
   for (const c of candidates) {
     await withTransaction(ctx, async (tx, ctx) => {
       const [lead] = await tx.select().from(leads).where(and(eq(leads.id, c.id), eq(leads.status, "open"))).for("update");
       if (!lead) return;
-      const config = await leadConfig(tx, tenantId, lead.clinicId);
+      let config = configs.get(lead.clinicId ?? "");
+      if (!config) configs.set(lead.clinicId ?? "", (config = await leadConfig(tx, tenantId, lead.clinicId)));
       const age = (now.getTime() - lead.lastSignalAt.getTime()) / 86_400_000;
       if (age < config.grading.recencyDays || age > 4 * config.grading.recencyDays + 1) return;
       const g = await regrade(tx, ctx, lead, config, await contactTagsByGroup(tx, tenantId, lead.contactId));

@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import type { Tx } from "../../db/client";
 import { contacts, staff, wecomChannels } from "../../db/schema/index";
 import type { Ctx } from "../context";
@@ -33,7 +33,7 @@ export async function leadFromWecomAdd(tx: Tx, ctx: Ctx, input: { contactId: str
 }
 
 async function ownerConflict(tx: Tx, ctx: Ctx, o: { contactId: string; ownerId: string; addedStaffId: string }): Promise<void> {
-  const people = await tx.select({ id: staff.id, name: staff.name }).from(staff).where(eq(staff.tenantId, ctx.tenantId));
+  const people = await tx.select({ id: staff.id, name: staff.name }).from(staff).where(and(eq(staff.tenantId, ctx.tenantId), inArray(staff.id, [o.ownerId, o.addedStaffId])));
   const name = (id: string) => people.find((p) => p.id === id)?.name ?? "另一位顾问";
   const [c] = await tx.select({ name: contacts.name }).from(contacts).where(eq(contacts.id, o.contactId));
   const who = c?.name ? `「${c.name}」` : "一位客户";

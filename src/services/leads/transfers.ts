@@ -65,6 +65,8 @@ export async function offboardStaff({ ctx, id, input }: { ctx: Ctx; id: string; 
   });
   const report: OffboardReport = { staffId: id, contacts: 0, leads: 0, toPool: 0, bySuccessor: {}, wecomQueued: 0 };
   let after = "00000000-0000-0000-0000-000000000000";
+  // Settings and time zone per clinic, read once for the whole handover.
+  const envs = new Map<string, Awaited<ReturnType<typeof leadEnv>>>();
   for (;;) {
     const moved = await withTransaction(ctx, async (tx, ctx) => {
       // The next batch of the leaver's contacts, locked in id order (then the tenant's lead lock).
@@ -84,7 +86,9 @@ export async function offboardStaff({ ctx, id, input }: { ctx: Ctx; id: string; 
       const moves: { contactId: string; to: string | null }[] = [];
       for (const c of batch) {
         const lead = leadOf.get(c.id);
-        const env = await leadEnv(tx, ctx.tenantId, lead?.clinicId ?? c.clinicId);
+        const clinicId = lead?.clinicId ?? c.clinicId;
+        let env = envs.get(clinicId ?? "");
+        if (!env) envs.set(clinicId ?? "", (env = await leadEnv(tx, ctx.tenantId, clinicId)));
         let to: string | null = o.toStaffId ?? null;
         let strategy = null;
         if (!to) {
@@ -245,16 +249,21 @@ export async function runWecomTransfers(deps: ServiceDeps, tenantId: string): Pr
         out.failed += part.length;
         continue;
       }
+      // WeCom answers per customer: one update per errcode (0: requested).
       const byExt = new Map(answers.map((a) => [a.external_userid, a.errcode]));
+      const byCode = new Map<number, string[]>();
       for (const r of part) {
         const code = byExt.get(r.externalUserId) ?? -1;
+        byCode.set(code, [...(byCode.get(code) ?? []), r.id]);
+      }
+      for (const [code, ids] of byCode) {
         const ok = code === 0;
         await deps.db
           .update(wecomTransfers)
           .set({ status: ok ? "requested" : "failed", errcode: ok ? null : code, detail: ok ? null : (TRANSFER_ERRORS[code] ?? `WeCom errcode ${code}`), updatedAt: now() })
-          .where(eq(wecomTransfers.id, r.id));
-        if (ok) out.sent++;
-        else out.failed++;
+          .where(inArray(wecomTransfers.id, ids));
+        if (ok) out.sent += ids.length;
+        else out.failed += ids.length;
       }
     }
   }

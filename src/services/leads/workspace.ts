@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, lt, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Tx } from "../../db/client";
 import { contacts, leadAssignments, leadContactAttempts, leadGradeChanges, leads, leadSlaBreaches, leadTasks, staff } from "../../db/schema/index";
@@ -246,11 +246,12 @@ export async function workspace({ ctx, input }: { ctx: Ctx; input?: unknown }) {
   const dayStart = startOfLocalDay(now, tz);
   const dayEnd = new Date(dayStart.getTime() + 24 * 3600_000);
   const owned = and(eq(leads.tenantId, ctx.tenantId), eq(leads.activeOwnerStaffId, staffId), eq(leads.status, "open"));
+  // The lead's next open task: ordered by, and shown.
   const nextTask = sql<Date | null>`(select min(t.due_at) from lead_tasks t where t.lead_id = ${leads.id} and t.status = 'open')`;
   const [byGrade, ordered, tasks, breaches] = await Promise.all([
     db.select({ grade: leads.grade, n: sql<number>`count(*)::int`, waiting: sql<number>`count(*) filter (where ${leads.firstContactedAt} is null)::int` }).from(leads).where(owned).groupBy(leads.grade),
     db
-      .select({ id: leads.id })
+      .select({ id: leads.id, next: sql<string | null>`${nextTask}::text` })
       .from(leads)
       .where(and(owned, p.data.grade ? eq(leads.grade, p.data.grade) : undefined))
       .orderBy(sql`${leads.firstContactedAt} is null desc`, asc(leads.firstContactDueAt), asc(leads.grade), sql`${nextTask} asc nulls last`, desc(leads.lastSignalAt))
@@ -266,9 +267,7 @@ export async function workspace({ ctx, input }: { ctx: Ctx; input?: unknown }) {
   ]);
   const ids = ordered.map((r) => r.id);
   const byId = new Map((await leadViews(ctx, ids)).map((v) => [v.id, v]));
-  const next = ids.length
-    ? new Map((await db.select({ leadId: leadTasks.leadId, due: sql<string>`min(${leadTasks.dueAt})::text` }).from(leadTasks).where(and(inArray(leadTasks.leadId, ids), eq(leadTasks.status, "open"))).groupBy(leadTasks.leadId)).map((r) => [r.leadId, new Date(r.due).toISOString()]))
-    : new Map<string, string>();
+  const next = new Map(ordered.map((r) => [r.id, r.next ? new Date(r.next).toISOString() : null]));
   const leadsOut: WorkspaceLead[] = ids.map((id) => {
     const v = byId.get(id)!;
     const left = v.firstContactDueAt && !v.firstContactedAt ? Math.round((new Date(v.firstContactDueAt).getTime() - now.getTime()) / 1000) : null;

@@ -2,7 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import { trackedLinks } from "../../db/schema/index";
 import { isRobotRequest } from "../../domain/links/crawlers";
 import { ingestEvents } from "../events/ingest";
-import { systemCtx, withTransaction, type ServiceDeps } from "../context";
+import { systemCtx, withTransaction, type Ctx, type ServiceDeps } from "../context";
 
 /** The codes trackLinks makes (10 URL-safe characters); anything else is not looked up. */
 export const LINK_CODE_RE = /^[A-Za-z0-9_-]{6,32}$/;
@@ -74,22 +74,8 @@ export async function followLink({ deps, code, method, userAgent, requestId }: {
       .where(eq(trackedLinks.code, code))
       .returning({ clicks: trackedLinks.clicks });
     if (!row.contactId) return { location, counted: true, eventId: null };
-    const r = await ingestEvents({
-      ctx,
-      source: "link",
-      input: {
-        events: [
-          {
-            type: "article_read",
-            contactId: row.contactId,
-            occurredAt: now.toISOString(),
-            // One event per counted click: a retried request after a crash is the same click.
-            idempotencyKey: `link-${code}-${updated!.clicks}`,
-            data: { ...articleData(row), via: "link", linkCode: code, click: updated!.clicks, ...(row.postId ? { postId: row.postId } : {}), ...(row.sendId ? { sendId: row.sendId } : {}) },
-          },
-        ],
-      },
-    });
+    // One event per counted click: a retried request after a crash is the same click.
+    const r = await linkRead(ctx, row, { key: `link-${code}-${updated!.clicks}`, click: updated!.clicks, at: now, via: "link" });
     return { location, counted: true, eventId: r.ids[0] ?? null };
   });
 }
@@ -107,20 +93,25 @@ export async function recordDwell({ deps, code, seconds, requestId }: { deps: Se
   if (!link) return null;
   if (!link.contactId || link.clicks === 0 || !link.lastClickAt) return "ignored";
   const ctx = systemCtx(deps, link.tenantId, "links", requestId);
-  const r = await ingestEvents({
+  const r = await linkRead(ctx, link, { key: `link-${code}-${link.clicks}-dwell`, click: link.clicks, at: ctx.deps.now(), via: "link-dwell", dwellSeconds: seconds });
+  return r.accepted ? "recorded" : "duplicate";
+}
+
+/** The article_read a link reports (a click, or its dwell time), stored through the events inbox. */
+function linkRead(ctx: Ctx, link: LinkRow, o: { key: string; click: number; at: Date; via: string; dwellSeconds?: number }) {
+  return ingestEvents({
     ctx,
     source: "link",
     input: {
       events: [
         {
           type: "article_read",
-          contactId: link.contactId,
-          occurredAt: ctx.deps.now().toISOString(),
-          idempotencyKey: `link-${code}-${link.clicks}-dwell`,
-          data: { ...articleData(link), dwellSeconds: seconds, via: "link-dwell", linkCode: code, click: link.clicks, ...(link.postId ? { postId: link.postId } : {}), ...(link.sendId ? { sendId: link.sendId } : {}) },
+          contactId: link.contactId!,
+          occurredAt: o.at.toISOString(),
+          idempotencyKey: o.key,
+          data: { ...articleData(link), ...(o.dwellSeconds !== undefined ? { dwellSeconds: o.dwellSeconds } : {}), via: o.via, linkCode: link.code, click: o.click, ...(link.postId ? { postId: link.postId } : {}), ...(link.sendId ? { sendId: link.sendId } : {}) },
         },
       ],
     },
   });
-  return r.accepted ? "recorded" : "duplicate";
 }
