@@ -33,12 +33,13 @@ const ITEMS = ["水光针", "热玛吉", "祛痘疗程", "牙齿矫正", "光子
 const TITLES = ["冬季补水", "热玛吉问答", "ＨＥＬＬＯ 新客"];
 
 /**
- * Keyword rules on fewer text sources than the default ones (each rule's sources are joined into
+ * Keyword rules on fewer text sources than the default ones (triggered by every event type whose
+ * texts they read, as a rule must be for the two evaluators to agree) (each rule's sources are joined into
  * one text per event in SQL), one with its own window; they add need tags on top of the defaults.
  */
 const EXTRA_RULES: Rule[] = [
   { id: "test-article-only", name: "article words", priority: 150, trigger: { events: ["article_read"] }, when: { match: { keywords: ["须知", "热玛吉", "hello"], in: ["article"] } }, then: [{ add: { group: "need", tag: "种植牙" } }] },
-  { id: "test-message-items", name: "message or item words", priority: 150, trigger: { events: ["message_received", "purchase", "visit"] }, when: { match: { keywords: ["热玛吉", "光子"], in: ["message", "items"], windowDays: 30 } }, then: [{ add: { group: "need", tag: "抗衰" } }] },
+  { id: "test-message-items", name: "message or item words", priority: 150, trigger: { events: ["message_received", "purchase", "visit", "appointment_booked", "consultation_outcome"] }, when: { match: { keywords: ["热玛吉", "光子"], in: ["message", "items"], windowDays: 30 } }, then: [{ add: { group: "need", tag: "抗衰" } }] },
 ];
 
 function randomHistory(r: () => number, contactId: string): EventFact[] {
@@ -48,7 +49,7 @@ function randomHistory(r: () => number, contactId: string): EventFact[] {
   for (let i = 0; i < n; i++) {
     // Some times land exactly on window and dormancy boundaries; a few are dated ahead (scheduled).
     const daysAgo = r() < 0.15 ? pick([0, 14, 28, 180, 365]) : r() < 0.04 ? -pick([1, 20, 150]) : Math.floor(r() * 720 * 100) / 100;
-    const type = pick(["contact_added", "visit", "visit", "purchase", "purchase", "message_received", "article_read", "livestream_attended", "group_joined", "appointment_booked", "consultation_outcome"]);
+    const type = pick(["contact_added", "visit", "visit", "purchase", "purchase", "message_received", "article_read", "livestream_attended", "group_joined", "appointment_booked", "consultation_outcome", "consultation_outcome", "refund", "survey_answered", "survey_answered", "referral_joined", "referral_converted"]);
     const data: Record<string, unknown> =
       type === "purchase" ? { amount: pick([0, 300, 4999, 5000, 12000, 19999.5, 20000, 30000]), items: [pick(ITEMS)] }
       : type === "message_received" ? { text: pick(TEXTS) }
@@ -56,7 +57,10 @@ function randomHistory(r: () => number, contactId: string): EventFact[] {
       : type === "livestream_attended" ? { liveId: "l1", minutes: 20 }
       : type === "group_joined" ? { chatId: "wr1" }
       : type === "appointment_booked" ? { at: NOW.toISOString(), item: pick(ITEMS) }
-      : type === "consultation_outcome" ? (r() < 0.5 ? { outcome: "converted", amount: 8000, items: [pick(ITEMS)] } : { outcome: "lost", lostReason: "价格敏感" })
+      : type === "consultation_outcome" ? (r() < 0.4 ? { outcome: "converted", amount: 8000, items: [pick(ITEMS)] } : { outcome: "lost", lostReason: pick(["价格敏感", "担心效果", "恐惧疼痛", "时间不便", "选择了其他机构", "其他"]) })
+      : type === "refund" ? { amount: pick([300, 5000, 15000]) }
+      : type === "survey_answered" ? { score: pick([0, 6, 7, 8, 9, 10]) }
+      : type === "referral_joined" || type === "referral_converted" ? { referredContactId: "1b9f1c1e-7a55-4a7c-9a55-1c1e7a554a7c" }
       : type === "visit" ? { item: pick(ITEMS) }
       : {};
     out.push({ id: `${contactId.slice(0, 8)}-0000-4000-8000-${String(i).padStart(12, "0")}`, type, occurredAt: new Date(NOW.getTime() - Math.round(daysAgo * DAY)), data });

@@ -16,6 +16,10 @@ const valid: Record<string, unknown> = {
   consultation_outcome: { outcome: "converted", amount: 5000, items: ["热玛吉"] },
   group_joined: { chatId: "wr1" },
   group_left: { chatId: "wr1" },
+  refund: { amount: 800, items: ["祛痘疗程"], reason: "疗程未做完" },
+  survey_answered: { score: 9, comment: "护士很耐心" },
+  referral_joined: { referredContactId: "1b9f1c1e-7a55-4a7c-9a55-1c1e7a554a7c" },
+  referral_converted: { referredContactId: "1b9f1c1e-7a55-4a7c-9a55-1c1e7a554a7c", amount: 3000 },
 };
 
 describe("event schemas", () => {
@@ -33,6 +37,11 @@ describe("event schemas", () => {
     const r = EventInput.safeParse({ ...base, type: "purchase", data: { amount: "12", items: [] } });
     expect(r.success).toBe(false);
     expect(zodIssues(r.error!.issues, "events[3]").map((i) => i.field)).toContain("events[3].data.amount");
+  });
+
+  it("keeps NPS scores whole and within 0-10", () => {
+    for (const score of [-1, 11, 8.5]) expect(EventInput.safeParse({ ...base, type: "survey_answered", data: { score } }).success).toBe(false);
+    expect(EventInput.safeParse({ ...base, type: "survey_answered", data: { score: 0 } }).success).toBe(true);
   });
 
   it("requires a lost reason for a lost consultation", () => {

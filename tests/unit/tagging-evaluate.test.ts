@@ -90,6 +90,85 @@ describe("spending tiers over 12 months", () => {
   });
 });
 
+describe("refunds", () => {
+  it("count against 12-month spend: a tier drops, a full refund clears it", () => {
+    const buy = ev("purchase", 30, { amount: 22000, items: ["热玛吉"] });
+    expect(replay([buy]).spending).toEqual(["高消费"]);
+    const part = ev("refund", 20, { amount: 4000 });
+    expect(replay([buy, part]).spending).toEqual(["中消费"]);
+    const rest = ev("refund", 10, { amount: 18000 });
+    const r = evaluate(facts([buy, part, rest], { spending: ["中消费"] }), { kind: "event", event: rest }, NOW, rules, EXCLUSIVE);
+    expect(r.tags.spending).toEqual([]);
+    expect(r.changes).toEqual([{ action: "remove", group: "spending", tag: "中消费", ruleId: "spending-none" }]);
+  });
+
+  it("outside the window subtract nothing", () => {
+    const buy = ev("purchase", 30, { amount: 6000, items: [] });
+    const old = ev("refund", 400, { amount: 6000 });
+    expect(nightly([old, buy], {}).tags.spending).toEqual(["中消费"]);
+  });
+});
+
+describe("lost reasons", () => {
+  const lost = (reason: string, daysAgo: number) => ev("consultation_outcome", daysAgo, { outcome: "lost", lostReason: reason });
+  it.each([
+    ["价格敏感", "价格敏感"],
+    ["担心效果", "担心效果"],
+    ["恐惧疼痛", "恐惧疼痛"],
+    ["时间不便", "时间不便"],
+    ["选择了其他机构", "选择了其他机构"],
+  ])("a consultation lost for %s tags %s", (reason, tag) => {
+    expect(replay([lost(reason, 3)]).lost_reason).toEqual([tag]);
+  });
+
+  it("keeps each reason of the window, and none for reasons without a tag", () => {
+    expect(replay([lost("价格敏感", 40), lost("恐惧疼痛", 3), lost("其他", 1)]).lost_reason?.sort()).toEqual(["价格敏感", "恐惧疼痛"].sort());
+  });
+
+  it("drops them when the patient converts or buys", () => {
+    const tags = replay([lost("价格敏感", 5)]);
+    expect(replay([ev("consultation_outcome", 1, { outcome: "converted", amount: 3000 })], NOW, tags).lost_reason).toEqual([]);
+    expect(replay([ev("purchase", 1, { amount: 300, items: [] })], NOW, tags).lost_reason).toEqual([]);
+  });
+
+  it("lets them lapse after lost_reason_days (90), nightly", () => {
+    expect(nightly([lost("时间不便", 89)], { lost_reason: ["时间不便"] }).tags.lost_reason).toEqual(["时间不便"]);
+    const r = nightly([lost("时间不便", 90)], { lost_reason: ["时间不便"] });
+    expect(r.tags.lost_reason).toEqual([]);
+    expect(r.changes.filter((c) => c.group === "lost_reason")).toEqual([{ action: "remove", group: "lost_reason", tag: "时间不便", ruleId: "lost-reason-reset" }]);
+  });
+});
+
+describe("satisfaction (NPS) from the latest survey answer", () => {
+  it.each([
+    [10, "推荐者"],
+    [9, "推荐者"],
+    [8, "被动者"],
+    [7, "被动者"],
+    [6, "贬损者"],
+    [0, "贬损者"],
+  ])("score %i -> %s", (score, tag) => {
+    expect(replay([ev("survey_answered", 1, { score })]).nps).toEqual([tag]);
+  });
+
+  it("follows the latest answer, whatever order answers arrive in", () => {
+    const early = ev("survey_answered", 30, { score: 3 });
+    const late = ev("survey_answered", 2, { score: 10 });
+    expect(replay([early, late]).nps).toEqual(["推荐者"]);
+    expect(replay([late, early]).nps).toEqual(["推荐者"]);
+  });
+});
+
+describe("referrers", () => {
+  const joined = (d: number) => ev("referral_joined", d, { referredContactId: "1b9f1c1e-7a55-4a7c-9a55-1c1e7a554a7c" });
+  it("tags 推荐人 at the first friend, 推荐达人 at three or a friend who converted", () => {
+    expect(replay([joined(9)]).referral).toEqual(["推荐人"]);
+    expect(replay([joined(9), joined(8)]).referral).toEqual(["推荐人"]);
+    expect(replay([joined(9), joined(8), joined(7)]).referral).toEqual(["推荐达人"]);
+    expect(replay([joined(9), ev("referral_converted", 2, { referredContactId: "1b9f1c1e-7a55-4a7c-9a55-1c1e7a554a7c", amount: 5000 })]).referral).toEqual(["推荐达人"]);
+  });
+});
+
 describe("need types", () => {
   it.each([
     ["message_received", { text: "请问祛痘要做几次？" }, "祛痘"],

@@ -9,3 +9,4 @@ export * from "./rules";
 export * from "./posts";
 export * from "./leads";
 export * from "./calendars";
+export * from "./metrics";

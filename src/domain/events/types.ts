@@ -37,6 +37,14 @@ export const EventData = {
     }),
   group_joined: z.looseObject({ chatId: shortText }),
   group_left: z.looseObject({ chatId: shortText }),
+  /** Money given back for a purchase: spending sums subtract it. */
+  refund: z.looseObject({ amount: yuan, items: z.array(shortText).max(100).optional(), purchaseEventId: z.uuid().optional(), reason: z.string().max(200).optional() }),
+  /** An answer to the satisfaction survey after a visit: NPS 0-10 ("how likely are you to recommend us"). */
+  survey_answered: z.looseObject({ score: z.number().int().min(0).max(10), surveyId: z.uuid().optional(), comment: z.string().max(2000).optional() }),
+  /** On the referrer: a contact they referred (their personal channel code, 转介绍) was added. */
+  referral_joined: z.looseObject({ referredContactId: z.uuid() }),
+  /** On the referrer: a contact they referred converted (consultation or purchase). */
+  referral_converted: z.looseObject({ referredContactId: z.uuid(), amount: yuan.optional() }),
 } as const;
 
 export type EventType = keyof typeof EventData;
@@ -72,6 +80,10 @@ export const EventInput = z
     variant("consultation_outcome"),
     variant("group_joined"),
     variant("group_left"),
+    variant("refund"),
+    variant("survey_answered"),
+    variant("referral_joined"),
+    variant("referral_converted"),
   ])
   .superRefine((v, ctx) => {
     const refs = [v.contactId, v.externalUserId, v.phone].filter((x) => x !== undefined).length;

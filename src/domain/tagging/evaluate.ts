@@ -68,7 +68,8 @@ function inWindow(e: EventFact, now: Date, windowDays: number | undefined): bool
 
 export function aggregate(a: Aggregate, events: EventFact[], now: Date, params: Record<string, number>): number | null {
   const windowDays = a.windowDays === undefined ? undefined : resolve(a.windowDays, params);
-  const matching = events.filter((e) => a.events.includes(e.type) && inWindow(e, now, windowDays) && (!a.where || Object.entries(a.where).every(([k, v]) => e.data[k] === v)));
+  const types = a.subtract ? [...a.events, ...a.subtract] : a.events;
+  const matching = events.filter((e) => types.includes(e.type) && inWindow(e, now, windowDays) && (!a.where || Object.entries(a.where).every(([k, v]) => e.data[k] === v)));
   const num = (e: EventFact) => {
     const v = a.field ? e.data[a.field] : undefined;
     return typeof v === "number" && Number.isFinite(v) ? v : null;
@@ -77,7 +78,7 @@ export function aggregate(a: Aggregate, events: EventFact[], now: Date, params: 
     case "count":
       return matching.length;
     case "sum":
-      return matching.reduce((s, e) => s + (num(e) ?? 0), 0);
+      return matching.reduce((s, e) => (a.subtract?.includes(e.type) ? s - (num(e) ?? 0) : s + (num(e) ?? 0)), 0);
     case "min":
     case "max": {
       const vals = matching.map(num).filter((v): v is number => v !== null);

@@ -18,15 +18,17 @@ export const Comparison = z.enum(["eq", "ne", "gt", "gte", "lt", "lte"]);
 export type Comparison = z.infer<typeof Comparison>;
 
 /** Event payload fields an aggregate can sum or compare (numbers in the typed event schemas). */
-export const NUMERIC_FIELDS = ["amount", "minutes", "dwellSeconds"] as const;
+export const NUMERIC_FIELDS = ["amount", "minutes", "dwellSeconds", "score"] as const;
 
 /** An aggregate over the contact's events, optionally within the last `windowDays` days. */
 export const Aggregate = z
   .object({
     metric: z.enum(["count", "sum", "min", "max", "last", "days_since"]),
     events: z.array(eventType).min(1),
-    /** For sum/min/max/last: the numeric data field (amount, minutes, dwellSeconds). */
+    /** For sum/min/max/last: the numeric data field (amount, minutes, dwellSeconds, score). */
     field: z.enum(NUMERIC_FIELDS).optional(),
+    /** For sum: events whose field counts negative, e.g. refunds in a spend total. */
+    subtract: z.array(eventType).min(1).optional(),
     windowDays: NumberOrParam.optional(),
     /** Only events whose data matches, e.g. { outcome: "converted" }. */
     where: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/), z.union([z.string(), z.number(), z.boolean()])).optional(),
@@ -36,6 +38,9 @@ export const Aggregate = z
     const needsField = a.metric === "sum" || a.metric === "min" || a.metric === "max" || a.metric === "last";
     if (needsField && !a.field) ctx.addIssue({ code: "custom", path: ["field"], message: `is required for ${a.metric}` });
     if (!needsField && a.field) ctx.addIssue({ code: "custom", path: ["field"], message: `is not used by ${a.metric}` });
+    if (a.subtract && a.metric !== "sum") ctx.addIssue({ code: "custom", path: ["subtract"], message: "is only used by sum" });
+    const both = a.subtract?.filter((t) => a.events.includes(t));
+    if (both?.length) ctx.addIssue({ code: "custom", path: ["subtract"], message: `${both.join(", ")} cannot both add and subtract` });
   });
 export type Aggregate = z.infer<typeof Aggregate>;
 

@@ -4,6 +4,7 @@ import { jobId } from "../../queue/catalog";
 import { applyEventOptOuts } from "../consent/consent";
 import { withTransaction, type Ctx } from "../context";
 import { closeLeadsOnOutcomes } from "../leads/workspace";
+import { recordFacts } from "../metrics/facts";
 import { applyEnrollmentTriggers } from "../calendars/triggers";
 import { applyRulesToContacts, loadHistories, tenantTagIds, type ContactInputs } from "../tagging/apply-rules";
 import { markTagsDue, shareTagLocks } from "../tagging/tag-state";
@@ -89,6 +90,8 @@ export async function processEvents({ ctx, eventIds }: { ctx: Ctx; eventIds: str
     // A consultation's outcome closes the contact's open lead (converted or lost).
     const outcomes = batch.filter((e) => e.type === "consultation_outcome");
     if (outcomes.length) await closeLeadsOnOutcomes(tx, ctx, outcomes.map((e) => ({ contactId: e.contactId, occurredAt: e.occurredAt, data: e.payload })));
+    // The funnel's facts (appointments, visits, consultations, purchases, refunds, survey answers).
+    await recordFacts(tx, ctx, batch);
     // Relative calendars that enroll on these events, outcomes or new tags (or end on them).
     await applyEnrollmentTriggers(tx, ctx, batch, applied);
     // New events move time-based boundaries (a purchase opens a window) and feed the daily rules;

@@ -125,6 +125,10 @@ class Compiler {
       case "count":
         return sql`coalesce(${col(() => sql`count(*) filter (where ${f()})::float8`)}, 0)`;
       case "sum":
+        if (a.subtract) {
+          const minus = a.subtract;
+          return sql`coalesce(${col(() => sql`sum(case when e.type in (${sql.join(minus.map(lit), sql`, `)}) then -${this.num(a.field!)} else ${this.num(a.field!)} end) filter (where ${this.filter([...a.events, ...minus], windowDays, a.where)})`)}, 0)`;
+        }
         return sql`coalesce(${col(() => sql`sum(${this.num(a.field!)}) filter (where ${f()})`)}, 0)`;
       case "min":
         return col(() => sql`min(${this.num(a.field!)}) filter (where ${f()})`);
@@ -256,7 +260,8 @@ class Compiler {
         const a = c.agg;
         const w = a.windowDays === undefined ? undefined : this.n(a.windowDays);
         if (w !== undefined) {
-          const col = this.column(JSON.stringify({ exit: a.events, w, where: a.where }), () => sql`min(e.occurred_at) filter (where ${this.filter(a.events, w, a.where)})`);
+          const types = a.subtract ? [...a.events, ...a.subtract] : a.events;
+          const col = this.column(JSON.stringify({ exit: types, w, where: a.where }), () => sql`min(e.occurred_at) filter (where ${this.filter(types, w, a.where)})`);
           parts.push(days(col, w));
         }
         if (a.metric === "days_since") {
