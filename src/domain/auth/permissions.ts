@@ -42,6 +42,18 @@ export const PERMISSIONS = {
   "calendars:write": ["admin", "marketing"],
   /** Enroll a contact in a relative calendar by hand (e.g. aftercare the patient asked for); consultants their own contacts. */
   "calendars:enroll": ["admin", "manager", "marketing", "consultant"],
+  /** Record appointments, visits, consultations, purchases and refunds (consultants: for their own contacts). */
+  "conversions:write": ["admin", "manager", "marketing", "consultant"],
+  /** Import conversions from a CSV file. */
+  "conversions:import": ["admin", "manager", "marketing"],
+  /** Post-visit follow-ups (回访): see and complete them (consultants: their own). */
+  "followups:work": ["admin", "manager", "consultant"],
+  /** Funnel metrics, attribution, scorecards and alerts on the dashboard. */
+  "metrics:read": ["admin", "manager", "marketing"],
+  /** A consultant's own scorecard. */
+  "scorecard:own": ["admin", "manager", "consultant"],
+  /** Anomaly alert rules and analytics settings (attribution window, follow-up timing). */
+  "analytics:manage": ["admin", "manager"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
