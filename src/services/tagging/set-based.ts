@@ -2,6 +2,7 @@ import { eq, sql, type SQL } from "drizzle-orm";
 import { rowsOf, type Tx } from "../../db/client";
 import { tagGroups, tags } from "../../db/schema/index";
 import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
+import { EVENT_TYPES } from "../../domain/events/types";
 import type { Action, Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
 import { dbOf, type Ctx } from "../context";
 import { PARALLEL, tagLockKeys, uuidArray } from "./tag-state";
@@ -42,11 +43,23 @@ const OPS: Record<Comparison, string> = { eq: "=", ne: "<>", gt: ">", gte: ">=",
 export const CHUNK = 40_000;
 
 const lit = (s: string) => sql`${s}::text`;
+
+/**
+ * Each event type as one bit (`e.tb`, computed once per event in eventsSource): an aggregate's
+ * type filter is then an integer AND instead of text comparisons, once per event and aggregate.
+ */
+const TYPE_BIT = new Map<string, number>(EVENT_TYPES.map((t, i) => [t, 1 << i]));
+if (EVENT_TYPES.length > 31) throw new Error("event type bits need more than an int");
+const typeMask = (types: readonly string[]) => types.reduce((m, t) => m | (TYPE_BIT.get(t) ?? 0), 0);
+const typeBits = sql.raw(`(case e.type ${EVENT_TYPES.map((t, i) => `when '${t}' then ${1 << i}`).join(" ")} else 0 end)`);
 const textArray = (xs: readonly string[]) => (xs.length ? sql`array[${sql.join(xs.map(lit), sql`, `)}]::text[]` : sql`'{}'::text[]`);
 
 class Compiler {
-  /** Per-contact aggregates, computed once per chunk by a single GROUP BY over its events (alias a). */
-  readonly columns: { name: string; expr: SQL }[] = [];
+  /**
+   * Per-contact aggregates, computed once per chunk by a single GROUP BY over its events (alias a).
+   * Rendered last (`expr()`): a keyword match column holds every word list of its sources and window.
+   */
+  readonly columns: { name: string; expr: () => SQL }[] = [];
   private readonly byKey = new Map<string, string>();
   /** Tag groups the rules read or write: the working state, one text[] column each. */
   readonly groups: string[] = [];
@@ -80,7 +93,8 @@ class Compiler {
     if (!name) {
       name = `a${this.columns.length}`;
       this.byKey.set(key, name);
-      this.columns.push({ name, expr: expr() });
+      const built = expr();
+      this.columns.push({ name, expr: () => built });
     }
     return name;
   }
@@ -103,17 +117,30 @@ class Compiler {
   }
 
   private filter(types: readonly string[], windowDays: number | undefined, where?: Record<string, string | number | boolean>): SQL {
-    const parts = [sql`e.type in (${sql.join(types.map(lit), sql`, `)})`, this.window(windowDays)];
-    if (where) for (const [k, v] of Object.entries(where)) parts.push(sql`e.payload -> ${lit(k)} = ${JSON.stringify(v)}::jsonb`);
+    const parts = [sql.raw(`(e.tb & ${typeMask(types)}) <> 0`), this.window(windowDays)];
+    if (where) for (const [k, v] of Object.entries(where)) parts.push(sql.raw(`coalesce(e.${this.payloadColumn(`w:${k}=${JSON.stringify(v)}`, types, () => sql`e.payload -> ${lit(k)} = ${JSON.stringify(v)}::jsonb`)}, false)`));
     return sql.join(parts, sql` and `);
+  }
+
+  /**
+   * Values read from the payload (numeric fields, `where` tests), computed once per event in
+   * eventsSource, only for the event types whose aggregates read them (NULL for the others).
+   */
+  private readonly payloadColumns = new Map<string, { name: string; expr: SQL; types: Set<string> }>();
+
+  private payloadColumn(key: string, types: readonly string[], expr: () => SQL): string {
+    let c = this.payloadColumns.get(key);
+    if (!c) this.payloadColumns.set(key, (c = { name: `p${this.payloadColumns.size}`, expr: expr(), types: new Set() }));
+    for (const t of types) c.types.add(t);
+    return c.name;
   }
 
   private n(v: Parameters<typeof resolve>[0]): number {
     return resolve(v, this.set.params);
   }
 
-  private num(field: string): SQL {
-    return sql`(case when jsonb_typeof(e.payload -> ${lit(field)}) = 'number' then (e.payload ->> ${lit(field)})::float8 end)`;
+  private num(field: string, types: readonly string[]): SQL {
+    return sql.raw(`e.${this.payloadColumn(`n:${field}`, types, () => sql`(case when jsonb_typeof(e.payload -> ${lit(field)}) = 'number' then (e.payload ->> ${lit(field)})::float8 end)`)}`);
   }
 
   private agg(a: Aggregate): SQL {
@@ -127,15 +154,15 @@ class Compiler {
       case "sum":
         if (a.subtract) {
           const minus = a.subtract;
-          return sql`coalesce(${col(() => sql`sum(case when e.type in (${sql.join(minus.map(lit), sql`, `)}) then -${this.num(a.field!)} else ${this.num(a.field!)} end) filter (where ${this.filter([...a.events, ...minus], windowDays, a.where)})`)}, 0)`;
+          return sql`coalesce(${col(() => sql`sum(case when ${sql.raw(`(e.tb & ${typeMask(minus)}) <> 0`)} then -${this.num(a.field!, minus)} else ${this.num(a.field!, a.events)} end) filter (where ${this.filter([...a.events, ...minus], windowDays, a.where)})`)}, 0)`;
         }
-        return sql`coalesce(${col(() => sql`sum(${this.num(a.field!)}) filter (where ${f()})`)}, 0)`;
+        return sql`coalesce(${col(() => sql`sum(${this.num(a.field!, a.events)}) filter (where ${f()})`)}, 0)`;
       case "min":
-        return col(() => sql`min(${this.num(a.field!)}) filter (where ${f()})`);
+        return col(() => sql`min(${this.num(a.field!, a.events)}) filter (where ${f()})`);
       case "max":
-        return col(() => sql`max(${this.num(a.field!)}) filter (where ${f()})`);
+        return col(() => sql`max(${this.num(a.field!, a.events)}) filter (where ${f()})`);
       case "last":
-        return col(() => sql`(array_agg(${this.num(a.field!)} order by e.occurred_at desc, e.id desc) filter (where ${f()}))[1]`);
+        return col(() => sql`(array_agg(${this.num(a.field!, a.events)} order by e.occurred_at desc, e.id desc) filter (where ${f()}))[1]`);
       case "days_since":
         return col(() => sql`floor(extract(epoch from (${this.now} - max(e.occurred_at) filter (where ${f()}))) * 1000 / ${DAY_MS})::float8`);
     }
@@ -146,18 +173,27 @@ class Compiler {
     return sql`coalesce((${left}) ${sql.raw(OPS[op])} ${right}::float8, false)`;
   }
 
+  /**
+   * A decaying score: per half-life, one sum over the events of every rule that adds to it (an
+   * event's points are the adds of the rules its type triggers), each halved every half-life.
+   */
   private score(name: string): SQL {
-    const terms: SQL[] = [];
+    const byHalfLife = new Map<number, { add: number; mask: number }[]>();
     for (const r of this.set.rules) {
       for (const a of r.then) {
         if (!("score" in a) || a.score.name !== name || !r.trigger.events) continue;
-        const add = this.n(a.score.add);
         const hl = a.score.halfLifeDays * DAY_MS;
-        const types = r.trigger.events;
-        const colName = this.column(JSON.stringify({ score: name, rule: r.id, add, hl }), () => sql`sum(${add}::float8 * power(0.5::float8, (extract(epoch from (${this.now} - e.occurred_at)) * 1000)::float8 / ${hl}::float8)) filter (where ${this.filter(types, undefined)})`);
-        terms.push(sql`coalesce(${sql.raw(`q.${colName}`)}, 0)`);
+        const list = byHalfLife.get(hl) ?? [];
+        list.push({ add: this.n(a.score.add), mask: typeMask(r.trigger.events) });
+        byHalfLife.set(hl, list);
       }
     }
+    const terms = [...byHalfLife].map(([hl, parts]) => {
+      const mask = parts.reduce((m, p) => m | p.mask, 0);
+      const points = sql.raw(parts.map((p) => `(case when (e.tb & ${p.mask}) <> 0 then ${p.add}::float8 else 0 end)`).join(" + "));
+      const colName = this.column(JSON.stringify({ score: name, hl, parts }), () => sql`sum((${points}) * power(0.5::float8, (extract(epoch from (${this.now} - e.occurred_at)) * 1000)::float8 / ${hl}::float8)) filter (where ${sql.raw(`(e.tb & ${mask}) <> 0`)} and ${this.window(undefined)})`);
+      return sql`coalesce(${sql.raw(`q.${colName}`)}, 0)`;
+    });
     return terms.length ? sql.join(terms, sql` + `) : sql`0::float8`;
   }
 
@@ -186,7 +222,10 @@ class Compiler {
    * per event. `offset 0` keeps PostgreSQL from inlining the folded texts into every aggregate.
    */
   eventsSource(where: SQL): SQL {
-    if (!this.texts.size) return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload from events e where ${where})`;
+    // Only what the aggregates read leaves the scan (no payload): the rows are sorted by contact.
+    const fields = [...this.payloadColumns.values()].map((c) => sql`(case when e.type in (${sql.join([...c.types].sort().map(lit), sql`, `)}) then ${c.expr} end) as ${sql.raw(c.name)}`);
+    const head = sql`e.id, e.contact_id, e.occurred_at, ${typeBits} as tb${fields.length ? sql`, ${sql.join(fields, sql`, `)}` : sql``}`;
+    if (!this.texts.size) return sql`(select ${head} from events e where ${where} offset 0)`;
     const fold = (text: SQL) => sql`lower(normalize(${text}, NFKC))`;
     const str = (type: SQL, k: string) => sql`(case when ${type} and jsonb_typeof(e.payload -> ${lit(k)}) = 'string' then ${fold(sql`e.payload ->> ${lit(k)}`)} end)`;
     const bySource: Record<string, SQL[]> = {
@@ -199,7 +238,7 @@ class Compiler {
       ],
     };
     const columns = [...this.texts.values()].map((t) => sql`nullif(concat_ws(chr(1), ${sql.join(t.sources.flatMap((s) => bySource[s] ?? []), sql`, `)}), '') as ${sql.raw(t.name)}`);
-    return sql`(select e.id, e.contact_id, e.type, e.occurred_at, e.payload, ${sql.join(columns, sql`, `)} from events e where ${where} offset 0)`;
+    return sql`(select ${head}, ${sql.join(columns, sql`, `)} from events e where ${where} offset 0)`;
   }
 
   /** Keyword / need match: one bool_or column over the event's folded texts of the rule's sources. */
@@ -209,13 +248,31 @@ class Compiler {
     const sources = (m.in ?? ["message", "article", "items"]).filter((s) => s === "message" || s === "article" || s === "items");
     if (!sources.length) return sql`false`;
     const windowDays = m.windowDays === undefined ? undefined : this.n(m.windowDays);
-    const key = JSON.stringify({ match: words, sources: [...sources].sort(), windowDays });
-    const text = sql.raw(`e.${this.textColumn(sources)}`);
-    const colName = this.column(key, () => sql`bool_or(${text} is not null and ${this.window(windowDays)} and (${sql.join(
-      words.map((w) => sql`position(${lit(w)} in ${text}) > 0`),
-      sql` or `,
-    )}))`);
-    return sql`coalesce(${sql.raw(`q.${colName}`)}, false)`;
+    // Matches over the same texts and window share one column: a bit per word list, or'ed over the events.
+    const groupKey = JSON.stringify({ sources: [...sources].sort(), windowDays });
+    let group = this.matchGroups.get(groupKey);
+    if (!group || (group.lists.length >= 62 && !group.lists.some((l) => JSON.stringify(l) === JSON.stringify(words)))) {
+      const text = sql.raw(`e.${this.textColumn(sources)}`);
+      const lists: string[][] = [];
+      const g = { lists, name: "" };
+      g.name = this.lazyColumn(() => sql`bit_or(case when ${text} is not null and ${this.window(windowDays)} then (${sql.join(
+        lists.map((ws, k) => sql`(case when ${sql.join(ws.map((w) => sql`position(${lit(w)} in ${text}) > 0`), sql` or `)} then ${(1n << BigInt(k)).toString()}::bigint else 0::bigint end)`),
+        sql` | `,
+      )}) end)`);
+      this.matchGroups.set(groupKey, (group = g));
+    }
+    let k = group.lists.findIndex((l) => JSON.stringify(l) === JSON.stringify(words));
+    if (k < 0) k = group.lists.push(words) - 1;
+    return sql.raw(`((coalesce(q.${group.name}, 0) & ${(1n << BigInt(k)).toString()}::bigint) <> 0)`);
+  }
+
+  private readonly matchGroups = new Map<string, { lists: string[][]; name: string }>();
+
+  /** A column whose expression is rendered when the statement is built (after every rule is compiled). */
+  private lazyColumn(expr: () => SQL): string {
+    const name = `a${this.columns.length}`;
+    this.columns.push({ name, expr });
+    return name;
   }
 
   cond(c: Condition | undefined): SQL {
@@ -305,40 +362,47 @@ class Compiler {
     if (mode === "schedule") return r.trigger.schedule === "daily" ? sql`true` : null;
     if (r.trigger.schedule === "daily") return sql`true`;
     const types = r.trigger.events!;
-    const colName = this.column(JSON.stringify({ has: [...types].sort() }), () => sql`bool_or(e.type in (${sql.join(types.map(lit), sql`, `)}))`);
-    return sql`coalesce(${sql.raw(`q.${colName}`)}, false)`;
+    // One bit_or of the event types a contact has serves every rule's trigger.
+    const colName = this.column("types", () => sql`bit_or(e.tb)`);
+    return sql.raw(`(coalesce(q.${colName}, 0) & ${typeMask(types)}) <> 0`);
   }
 
   /**
    * The rule chain as a few stacked subqueries over `q` (the level below), each fenced with
-   * `offset 0` so rows stream through once and no expression is duplicated by inlining. A level
-   * adds each rule's `f{i}` (it fired) and the new tags of the groups its actions touch; a new
-   * level starts only when a rule reads or writes a group an earlier rule of the current level
-   * wrote (the default rules need about ten levels for 23 rules). Returns a function of the base.
+   * `offset 0` so rows stream through once and no expression is duplicated by inlining. A level is
+   * two subqueries: the first decides which of its rules fire (`f{i}`, from the tags below), the
+   * second rewrites the groups their actions touch, each group as one expression that names its
+   * state below once (see GroupWork), so any number of rules acting on one group share a level.
+   * A new level starts only when a rule reads a group an earlier rule of the current level wrote
+   * (the default rules need two or three levels). Returns a function of the base.
    */
   plan(chain: { i: number; r: Rule; applicable: SQL }[]): (base: SQL) => SQL {
     const levels: SQL[][] = [];
-    let pending: SQL[] = [];
-    let pendingGroups = new Set<string>();
+    let flags: SQL[] = [];
+    let work = new Map<string, GroupWork>();
     const flush = () => {
-      if (pending.length) levels.push(pending);
-      pending = [];
-      pendingGroups = new Set();
+      if (!flags.length) return;
+      levels.push(flags);
+      const states: SQL[] = [];
+      for (const [g, w] of work) {
+        const name = `s${levels.length}_${this.groups.indexOf(g)}`;
+        states.push(sql`${w.result()} as ${sql.raw(name)}`);
+        this.state.set(g, sql.raw(`q.${name}`));
+      }
+      if (states.length) levels.push(states);
+      flags = [];
+      work = new Map();
     };
     for (const { i, r, applicable } of chain) {
-      if (condGroups(r.when).some((g) => pendingGroups.has(g))) flush();
-      const touched = actionGroups(r.then);
-      if (touched.some((g) => pendingGroups.has(g))) flush();
-      const fired = sql`(${applicable} and ${this.cond(r.when)})`;
-      pending.push(sql`${fired} as ${sql.raw(`f${i}`)}`);
-      for (const g of touched) {
-        const old = this.state.get(g)!;
-        let cur = old;
-        for (const a of r.then) cur = this.applyAction(a, g, cur);
-        const name = `s${i}_${this.groups.indexOf(g)}`;
-        pending.push(sql`case when ${fired} then ${cur} else ${old} end as ${sql.raw(name)}`);
-        this.state.set(g, sql.raw(`q.${name}`));
-        pendingGroups.add(g);
+      if (condGroups(r.when).some((g) => work.has(g))) flush();
+      flags.push(sql`(${applicable} and ${this.cond(r.when)}) as ${sql.raw(`f${i}`)}`);
+      const fired = sql.raw(`q.f${i}`);
+      for (const a of r.then) {
+        const g = actionGroups([a])[0];
+        if (!g) continue;
+        let w = work.get(g);
+        if (!w) work.set(g, (w = new GroupWork(this.state.get(g)!, this.exclusive.has(g))));
+        w.apply(a, fired);
       }
     }
     flush();
@@ -349,18 +413,68 @@ class Compiler {
       );
   }
 
-  private applyAction(a: Action, g: string, cur: SQL): SQL {
-    const addTag = (tag: string) => (this.exclusive.has(g) ? textArray([tag]) : sql`(case when ${lit(tag)} = any(${cur}) then ${cur} else ${cur} || ${lit(tag)} end)`);
-    if ("set" in a && a.set.group === g) return addTag(a.set.tag);
-    if ("add" in a && a.add.group === g) return addTag(a.add.tag);
-    if ("remove" in a && a.remove.group === g) return sql`array_remove(${cur}, ${lit(a.remove.tag)})`;
-    if ("clear" in a && a.clear.group === g) return sql`'{}'::text[]`;
-    return cur;
-  }
-
   /** The groups' final references after every step. */
   finals(): SQL[] {
     return this.groups.map((g, i) => sql`${this.state.get(g)!} as ${sql.raw(`t${i}`)}`);
+  }
+}
+
+/**
+ * One group's tags through the actions of one level, as an expression that names the group's
+ * state below (`old`, a column) once, so its size grows linearly with the actions, never doubling.
+ * An exclusive group is its array: set / add replace it, clear empties it, remove drops one tag.
+ * A non-exclusive group is tracked per tag the actions name, each a boolean (present below, then
+ * `or` fired adds, `and not` fired removes and clears); tags no action names stay unless a clear
+ * fired. `fired` is the rule's flag, a column of the level's first subquery.
+ */
+class GroupWork {
+  private expr: SQL;
+  private readonly present = new Map<string, SQL>();
+  private cleared: SQL | null = null;
+
+  constructor(
+    private readonly old: SQL,
+    private readonly exclusive: boolean,
+  ) {
+    this.expr = old;
+  }
+
+  private tag(t: string): SQL {
+    const p = this.present.get(t);
+    if (p) return p;
+    const below = sql`(${lit(t)} = any(${this.old}))`;
+    return this.cleared ? sql`(${below} and not ${this.cleared})` : below;
+  }
+
+  apply(a: Action, fired: SQL): void {
+    if (this.exclusive) {
+      if ("set" in a || "add" in a) this.expr = sql`(case when ${fired} then ${textArray([("set" in a ? a.set : a.add).tag])} else ${this.expr} end)`;
+      else if ("clear" in a) this.expr = sql`(case when ${fired} then '{}'::text[] else ${this.expr} end)`;
+      else if ("remove" in a) this.expr = sql`array_remove(${this.expr}, case when ${fired} then ${lit(a.remove.tag)} end)`;
+      return;
+    }
+    if ("set" in a || "add" in a) {
+      const t = ("set" in a ? a.set : a.add).tag;
+      this.present.set(t, sql`(${this.tag(t)} or ${fired})`);
+    } else if ("remove" in a) this.present.set(a.remove.tag, sql`(${this.tag(a.remove.tag)} and not ${fired})`);
+    else if ("clear" in a) {
+      for (const [t, p] of this.present) this.present.set(t, sql`(${p} and not ${fired})`);
+      this.cleared = this.cleared ? sql`(${this.cleared} or ${fired})` : fired;
+    }
+  }
+
+  result(): SQL {
+    if (this.exclusive) return this.expr;
+    const named = [...this.present.keys()];
+    // The tags below that no action named (kept unless a clear fired), then the named ones present.
+    let rest = this.old;
+    for (const t of named) rest = sql`array_remove(${rest}, ${lit(t)})`;
+    if (this.cleared) rest = sql`(case when ${this.cleared} then '{}'::text[] else ${rest} end)`;
+    if (!named.length) return rest;
+    return sql`array_cat(${rest}, array_remove(array[${sql.join(
+      named.map((t) => sql`case when ${this.present.get(t)!} then ${lit(t)} end`),
+      sql`, `,
+    )}]::text[], null))`;
   }
 }
 
@@ -469,7 +583,7 @@ export async function runSetBased({
   const chainMask = writtenTags.reduce((m, t) => m | bit(t.ordinal), 0n);
   const chainBits = writtenTags.filter((t) => bit(t.ordinal)).map((t) => sql`(case when ${lit(t.name)} = any(r.${sql.raw(`t${compiler.groups.indexOf(t.group)}`)}) then ${bit(t.ordinal).toString()}::bigint else 0 end)`);
   const newBits = sql`((r.old_bits & ~${chainMask.toString()}::bigint) | ${chainBits.length ? sql.join(chainBits, sql` | `) : sql`0::bigint`})`;
-  const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: sql`count(*)` }];
+  const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: () => sql`count(*)` }];
   const tenant = sql`${ctx.tenantId}::uuid`;
 
   // The contacts of each chunk: id ranges over the whole tenant (backfill), or the contacts whose
@@ -513,7 +627,7 @@ export async function runSetBased({
       )}
       from contacts c
       left join (select e.contact_id, ${sql.join(
-        cols.map((col) => sql`${col.expr} as ${sql.raw(col.name)}`),
+        cols.map((col) => sql`${col.expr()} as ${sql.raw(col.name)}`),
         sql`, `,
       )} from ${compiler.eventsSource(sql`e.tenant_id = ${tenant} and ${range("e.contact_id")}`)} e group by e.contact_id) a on a.contact_id = c.id
       left join (${current}) cur on cur.contact_id = c.id
@@ -529,13 +643,15 @@ export async function runSetBased({
         sql`, `,
       )}, q.old_recheck, q.no_recheck, q.old_bits, ${recheckAt} as next_at
       from (${chained}) q`;
-    // The differences per group: tags gained and lost, each with the rule it is attributed to.
+    // The differences per group: tags gained and lost, each with the rule it is attributed to. A
+    // group whose tags did not change (most of them, for most groups) is passed over before unnesting.
     const diffs = compiler.groups.flatMap((g, i) => {
       if (!written.has(g)) return [];
       const ex = exclusiveGroups.has(g);
+      const changed = sql.raw(`r.t${i} <> r.g${i}`);
       return [
-        sql`select r.cid, ${lit(g)} as grp, x.name, 'add' as action, ${attribution(numbered, g, "add", ex)} as rule_id from r cross join unnest(r.${sql.raw(`t${i}`)}) x(name) where not (x.name = any(r.${sql.raw(`g${i}`)}))`,
-        sql`select r.cid, ${lit(g)} as grp, x.name, 'remove' as action, ${attribution(numbered, g, "remove", ex)} as rule_id from r cross join unnest(r.${sql.raw(`g${i}`)}) x(name) where not (x.name = any(r.${sql.raw(`t${i}`)}))`,
+        sql`select r.cid, ${lit(g)} as grp, x.name, 'add' as action, ${attribution(numbered, g, "add", ex)} as rule_id from r cross join unnest(r.${sql.raw(`t${i}`)}) x(name) where ${changed} and not (x.name = any(r.${sql.raw(`g${i}`)}))`,
+        sql`select r.cid, ${lit(g)} as grp, x.name, 'remove' as action, ${attribution(numbered, g, "remove", ex)} as rule_id from r cross join unnest(r.${sql.raw(`g${i}`)}) x(name) where ${changed} and not (x.name = any(r.${sql.raw(`t${i}`)}))`,
       ];
     });
     return {
