@@ -25,6 +25,7 @@ import { createToken } from "../src/services/tokens/tokens";
 import { benchCompliance } from "./compliance";
 import { benchLeads } from "./leads";
 import { benchDelivery } from "./delivery";
+import { benchMetrics } from "./metrics";
 import { startFakeWecom } from "../src/wecom/fake/index";
 import { benchTagging, benchTagLatency } from "./tagging";
 // The same request builders the tests use (official @wecom/crypto, independent of our own crypto).
@@ -40,8 +41,9 @@ const LEADS = Number(process.env.BENCH_LEADS ?? 5_000);
 const LEAD_CONCURRENCY = 8;
 const DELIVERY_RECIPIENTS = Number(process.env.BENCH_DELIVERY_RECIPIENTS ?? 100_000);
 const DELIVERY_PERSONAL = Number(process.env.BENCH_DELIVERY_PERSONAL ?? 5_000);
+const METRICS_CONTACTS = Number(process.env.BENCH_METRICS_CONTACTS ?? 1_000_000);
 
-/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, compliance, wecom, leads, delivery) and updates only their rows of docs/benchmarks.md. */
+/** BENCH_ONLY=events,tagging runs just those parts (import, events, tagging, latency, compliance, wecom, leads, delivery, metrics) and updates only their rows of docs/benchmarks.md. */
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim())) : null;
 const part = (name: string) => !ONLY || ONLY.has(name);
 
@@ -220,7 +222,7 @@ async function main() {
   const base = process.env.DATABASE_URL;
   if (!base) throw new Error("run through `npm run bench`, which starts PostgreSQL and Redis");
   const admin = postgres(base, { max: 1, onnotice: () => {} });
-  for (const db of ["bench_import", "bench_events", "bench_wecom", "bench_tagging", "bench_leads", "bench_delivery"]) {
+  for (const db of ["bench_import", "bench_events", "bench_wecom", "bench_tagging", "bench_leads", "bench_delivery", "bench_metrics"]) {
     await admin.unsafe(`drop database if exists ${db} with (force)`);
     await admin.unsafe(`create database ${db}`);
   }
@@ -280,10 +282,16 @@ async function main() {
       }
     }
 
+    if (part("metrics")) {
+      const rtMetrics = await freshRuntime("metrics", { DATABASE_URL: url("bench_metrics") });
+      results.push(...(await benchMetrics(rtMetrics, METRICS_CONTACTS)));
+      await rtMetrics.close();
+    }
+
     const doc = [
       "# Benchmarks",
       "",
-      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS / BENCH_LEADS (default 5,000) / BENCH_DELIVERY_RECIPIENTS (default 100,000) / BENCH_DELIVERY_PERSONAL (default 5,000) to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=compliance,latency (any of import, events, tagging, latency, compliance, wecom, leads, delivery) to re-measure parts and replace only their rows. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
+      "Measured by `npm run bench` (bench/run.ts), which starts throwaway PostgreSQL and Redis like the test command and drives the real HTTP API over loopback. Re-run it to refresh this page; set BENCH_IMPORT_ROWS / BENCH_EVENTS / BENCH_TAG_CONTACTS (default 1,000,000) / BENCH_CALLBACKS / BENCH_LEADS (default 5,000) / BENCH_DELIVERY_RECIPIENTS (default 100,000) / BENCH_DELIVERY_PERSONAL (default 5,000) / BENCH_METRICS_CONTACTS (default 1,000,000, ten events each) to change sizes, BENCH_PGLITE=0 to skip the PGlite run, BENCH_ONLY=compliance,latency (any of import, events, tagging, latency, compliance, wecom, leads, delivery, metrics) to re-measure parts and replace only their rows. A full run takes about 15 minutes, most of it generating the 6,000,000 tagging events.",
       "",
       `Run on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC:`,
       "",

@@ -36,16 +36,24 @@ export function chunkCsv(text: string, rowsPerChunk: number): { header: string; 
   return { header, chunks };
 }
 
-export async function importContactsCommand(file: string, o: { url?: string; token?: string; onDuplicate: string; batch: string; errors?: string }): Promise<number> {
+export interface CsvUpload {
+  url: string;
+  token: string;
+  chunks: { body: string; rowOffset: number; rows: number }[];
+  totalRows: number;
+}
+
+/**
+ * What both CSV import commands do before uploading: the API address and token, the batch size,
+ * the file read (UTF-8 or GBK) and cut into chunks of whole records. A number is the exit code of
+ * a problem already reported on stderr.
+ */
+export function prepareCsvUpload(file: string, o: { url?: string; token?: string; batch: string }): CsvUpload | number {
   const config = loadConfig();
   const url = (o.url ?? config.publicUrl).replace(/\/$/, "");
   const token = o.token ?? config.SIYU_TOKEN ?? config.ADMIN_TOKEN;
   if (!token) {
     process.stderr.write("No API token: pass --token, or set SIYU_TOKEN (or ADMIN_TOKEN).\n");
-    return 2;
-  }
-  if (o.onDuplicate !== "update" && o.onDuplicate !== "skip") {
-    process.stderr.write("--on-duplicate must be update or skip\n");
     return 2;
   }
   const batch = Number(o.batch);
@@ -72,6 +80,17 @@ export async function importContactsCommand(file: string, o: { url?: string; tok
     process.stderr.write(`${file} has no data rows (the first row is the header).\n`);
     return 2;
   }
+  return { url, token, chunks, totalRows };
+}
+
+export async function importContactsCommand(file: string, o: { url?: string; token?: string; onDuplicate: string; batch: string; errors?: string }): Promise<number> {
+  if (o.onDuplicate !== "update" && o.onDuplicate !== "skip") {
+    process.stderr.write("--on-duplicate must be update or skip\n");
+    return 2;
+  }
+  const upload = prepareCsvUpload(file, o);
+  if (typeof upload === "number") return upload;
+  const { url, token, chunks, totalRows } = upload;
   const bar = new SingleBar({ format: "importing {bar} {percentage}% | {value}/{total} rows | {created} new, {updated} updated, {failed} failed | ETA {eta_formatted}", stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
   const sum: Report = { total: 0, created: 0, updated: 0, skipped: 0, failed: 0, leads: 0, errors: [] };
   const started = Date.now();

@@ -79,6 +79,19 @@ program
   });
 
 program
+  .command("import-conversions")
+  .description("import appointments, visits, consultations, purchases and refunds from a CSV file through the API, with a progress bar and a per-row error report")
+  .argument("<file>", "CSV file with a header row (UTF-8; GBK exported from Excel is detected)")
+  .option("--url <url>", "Siyu base URL (default: PUBLIC_URL or http://localhost:PORT)")
+  .option("--token <token>", "API token of an admin, manager or marketing account (default: SIYU_TOKEN or ADMIN_TOKEN)")
+  .option("--batch <rows>", "rows per request", "5000")
+  .option("--errors <file>", "where to write the per-row error report (default: FILE.errors.csv)")
+  .action(async (file: string, o: { url?: string; token?: string; batch: string; errors?: string }) => {
+    const { importConversionsCommand } = await import("./import-conversions");
+    process.exit(await importConversionsCommand(file, o));
+  });
+
+program
   .command("tagging")
   .description("tag rules")
   .command("lint")

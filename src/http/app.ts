@@ -24,6 +24,11 @@ import { deliveryRoutes } from "./routes/delivery";
 import { calendarEnrollmentRoutes } from "./routes/calendar-enrollment";
 import { calendarRoutes } from "./routes/calendars";
 import { leadRoutes, leadSettingsRoutes, offboardRoutes, sopTemplateRoutes, taskRoutes, workspaceRoutes } from "./routes/leads";
+import { analyticsSettingsRoutes, contactConversionRoutes, conversionRoutes, followUpRoutes } from "./routes/conversions";
+import { surveyRoutes } from "./routes/surveys";
+import { metricRoutes } from "./routes/metrics";
+import { attributionRoutes } from "./routes/attribution";
+import { alertRoutes } from "./routes/alerts";
 import type { AppEnv, HttpDeps } from "./types";
 import { validationHook } from "./openapi";
 
@@ -53,17 +58,18 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   });
 
   // Body limits: JSON bodies are small; CSV imports get their own larger limit.
+  const csvImports = new Set(["/v1/contacts/import", "/v1/conversions/import"]);
   const tooLarge = (max: number) => (c: Parameters<typeof problem>[0]) => problem(c, 413, "PAYLOAD_TOO_LARGE", `the body is over the ${max}-byte limit`);
   app.use("/v1/*", async (c, next) => {
-    const max = c.req.path === "/v1/contacts/import" ? config.IMPORT_LIMIT_BYTES : config.BODY_LIMIT_BYTES;
+    const max = csvImports.has(c.req.path) ? config.IMPORT_LIMIT_BYTES : config.BODY_LIMIT_BYTES;
     return bodyLimit({ maxSize: max, onError: tooLarge(max) })(c, next);
   });
-  // JSON everywhere except the CSV import: refuse other media types with a clear 415.
+  // JSON everywhere except the CSV imports: refuse other media types with a clear 415.
   app.use("/v1/*", async (c, next) => {
     // Body-less POSTs (e.g. creating a referral code) need no content type.
     const length = c.req.header("content-length");
     const hasBody = length !== undefined ? Number(length) > 0 : c.req.header("transfer-encoding") !== undefined || (c.req.raw.body !== null && c.req.header("content-type") !== undefined);
-    if (hasBody && ["POST", "PUT", "PATCH"].includes(c.req.method) && c.req.path !== "/v1/contacts/import") {
+    if (hasBody && ["POST", "PUT", "PATCH"].includes(c.req.method) && !csvImports.has(c.req.path)) {
       const type = c.req.header("content-type") ?? "";
       if (!/^application\/(.+\+)?json\b/i.test(type)) {
         return problem(c, 415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", [{ field: "content-type", message: "must be application/json" }]);
@@ -99,9 +105,18 @@ export function createApp(deps: HttpDeps, opts: AppOptions = {}) {
   app.route("/v1/calendars", calendarRoutes());
   app.route("/v1/calendars", calendarEnrollmentRoutes());
   app.route("/v1", deliveryRoutes());
+  app.route("/v1", conversionRoutes(config.IMPORT_LIMIT_BYTES));
+  app.route("/v1/follow-ups", followUpRoutes());
+  app.route("/v1/contacts", contactConversionRoutes());
+  app.route("/v1/analytics/settings", analyticsSettingsRoutes());
+  app.route("/v1/metrics", metricRoutes());
+  app.route("/v1/attribution", attributionRoutes());
+  app.route("/v1/alerts", alertRoutes());
   app.route("/wecom/callback", wecomCallbackRoutes(deps));
   // Tracked links: public (patients click them in WeChat), so outside /v1 and its auth.
   app.route("/l", linkRoutes(deps));
+  // Satisfaction surveys (NPS) after a visit: public too, the link's token is the key.
+  app.route("/s", surveyRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (sy_…) or ADMIN_TOKEN" });
   app.openAPIRegistry.registerComponent("securitySchemes", "session", { type: "apiKey", in: "cookie", name: "siyu_session" });

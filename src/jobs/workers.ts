@@ -24,6 +24,7 @@ import { dueDigests, sendDailyDigest } from "../services/leads/sop";
 import { deliverBatch } from "../services/delivery/deliver";
 import { pollAndRearm } from "../services/delivery/results";
 import { sweepDelivery } from "../services/delivery/sweep";
+import { evaluateAlerts, tenantsWithAlertRules } from "../services/alerts/evaluate";
 
 export const WORKER_NAMES = ["events", "wecom", "maintenance", "leads", "delivery", "scheduler"] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
@@ -128,6 +129,17 @@ async function dispatch(deps: ServiceDeps, queue: QueueName, job: Job): Promise<
       const { reason } = JOBS["delivery-sweep"].payload.parse(job.data);
       return sweepDelivery(deps, { reason });
     }
+    case "alerts-evaluate-all": {
+      // One job per tenant and tick: retries and extra schedulers add none.
+      const { at } = JOBS["alerts-evaluate-all"].payload.parse(job.data);
+      const ids = await tenantsWithAlertRules(deps);
+      await deps.producer.enqueueMany("alerts-evaluate", ids.map((tenantId) => ({ payload: { tenantId, at }, jobId: jobId("alerts", tenantId, at) })));
+      return ids.length;
+    }
+    case "alerts-evaluate": {
+      const { tenantId } = JOBS["alerts-evaluate"].payload.parse(job.data);
+      return evaluateAlerts({ deps, tenantId });
+    }
     default:
       throw new Error(`queue ${queue} has no handler for job ${job.name}`);
   }
@@ -229,6 +241,15 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
     },
     { timezone: deps.config.TIMEZONE },
   );
+  // Anomaly alerts (数据异常预警) every 15 minutes, per tenant with rules.
+  const alerts = cron.schedule(
+    "*/15 * * * *",
+    () => {
+      const at = new Date(deps.now()).toISOString().slice(0, 16).replace(/[-T:]/g, "");
+      void deps.producer.enqueue("alerts-evaluate-all", { at }, { jobId: jobId("alerts-all", at) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the alert evaluation"));
+    },
+    { timezone: deps.config.TIMEZONE },
+  );
   return {
     name: "scheduler",
     close: async () => {
@@ -238,6 +259,7 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
       await tagging.stop();
       await snapshots.stop();
       await digests.stop();
+      await alerts.stop();
     },
   };
 }

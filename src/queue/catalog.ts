@@ -144,6 +144,20 @@ export const JOBS = {
     attempts: 2,
     backoffMs: 30_000,
   },
+  /** Every 15 minutes: enqueue alerts-evaluate for each tenant with an enabled alert rule (one job per tenant and tick). */
+  "alerts-evaluate-all": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ at: z.string() }),
+    attempts: 1,
+    backoffMs: 1000,
+  },
+  /** Evaluate one tenant's anomaly alert rules: open, keep or close episodes, notify managers once per episode. */
+  "alerts-evaluate": {
+    queue: QUEUES.maintenance,
+    payload: z.object({ tenantId: z.uuid(), at: z.string() }),
+    attempts: 2,
+    backoffMs: 30_000,
+  },
   "sweep-events": {
     queue: QUEUES.maintenance,
     payload: z.object({ reason: z.enum(["schedule", "startup", "manual"]) }),

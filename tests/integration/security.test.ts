@@ -11,6 +11,7 @@ import { PERMISSIONS, ROLES, type Permission } from "../../src/domain/auth/permi
 import { systemCtx } from "../../src/services/context";
 import { createStaff } from "../../src/services/staff/create";
 import { createToken } from "../../src/services/tokens/tokens";
+import { processEvents } from "../../src/services/events/process";
 import { client, createTestTenant, phone, type ApiResponse, type StaffKey, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
@@ -67,6 +68,13 @@ interface Refs {
   enrollContactId: string;
   /** A customer group chat of the tenant (WeCom chat_id). */
   chatId: string;
+  /** A post-visit follow-up on contactId, and a spare one (routes that close it get a fresh one). */
+  followUpId: string;
+  spareFollowUpId: string;
+  /** An alert rule with an open episode; a spare rule (routes that delete it get a fresh one). */
+  alertRuleId: string;
+  alertEpisodeId: string;
+  spareAlertRuleId: string;
 }
 
 interface Operation {
@@ -81,7 +89,7 @@ type Expectation = (res: ApiResponse, a: Refs, b: Refs) => string[] | Promise<st
 
 interface OpSpec {
   /** What the `{id}` path parameter names. */
-  id?: "contact" | "staff" | "token" | "segment" | "post" | "channel" | "lead" | "poolLead" | "spareLead" | "leaver" | "task" | "spareTask" | "sopTemplate" | "calendar" | "chat";
+  id?: "contact" | "staff" | "token" | "segment" | "post" | "channel" | "lead" | "poolLead" | "spareLead" | "leaver" | "task" | "spareTask" | "sopTemplate" | "calendar" | "chat" | "followUp" | "spareFollowUp" | "alertRule" | "spareAlertRule" | "alertEpisode";
   /**
    * A status that also shows the caller got past the role and row checks: the business rule then
    * refused (412 for a send whose patient has no WeCom id; the real send is tested in lead-sop).
@@ -298,6 +306,49 @@ const SPECS: Record<string, OpSpec> = {
   "DELETE /v1/sop-templates/{id}": { id: "sopTemplate", prepare: freshSopTemplate, cross: { expect: notFound } },
   "GET /v1/contacts/{id}/timeline": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
   "POST /v1/contacts/{id}/referral-code": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
+  // Metrics: B naming A's clinic, segment or consultant is refused by field; B's own figures never carry A's ids.
+  "GET /v1/metrics/funnel": { query: () => "by=clinic", cross: { query: (a) => `clinicId=${a.clinicId}`, expect: invalid("clinicId") } },
+  "GET /v1/metrics/trends": { query: () => "period=week&by=consultant", cross: { query: (a) => `segmentId=${a.segmentId}`, expect: invalid("segmentId") } },
+  "GET /v1/metrics/scorecards": { cross: { query: (a) => `staffId=${a.tenant.staff.consultant.id}`, expect: invalid("staffId") } },
+  "GET /v1/metrics/scorecards/me": { cross: { expect: noLeak((b) => [b.tenant.staff.admin.id]) } },
+  "GET /v1/attribution": { query: () => "by=consultant&model=linear", cross: { expect: noLeak() } },
+  "GET /v1/alerts": { cross: { expect: noLeak((b) => [b.alertEpisodeId]) } },
+  "POST /v1/alerts/{id}/ack": { id: "alertEpisode", cross: { expect: notFound } },
+  "GET /v1/alerts/rules": { cross: { expect: noLeak((b) => [b.alertRuleId]) } },
+  "POST /v1/alerts/rules": { body: () => ALERT_RULE(), cross: { body: (a) => ({ ...ALERT_RULE(), scope: { clinicId: a.clinicId } }), expect: invalid("scope.clinicId") } },
+  "PATCH /v1/alerts/rules/{id}": { id: "alertRule", body: () => ({ name: `改名 ${randomUUID().slice(0, 8)}` }), cross: { body: () => ({ enabled: false }), expect: notFound } },
+  "DELETE /v1/alerts/rules/{id}": { id: "spareAlertRule", prepare: freshAlertRule, cross: { expect: notFound } },
+  // Conversions: B naming A's contact gets 404 (nothing recorded); B's import cannot find A's contact.
+  "POST /v1/appointments": { ownContactsOnly: true, body: (r) => ({ contactId: r.contactId, at: new Date(Date.now() + 86_400_000).toISOString(), item: "光子嫩肤" }), cross: { body: (a) => ({ contactId: a.contactId, at: new Date().toISOString() }), expect: notFound } },
+  "POST /v1/visits": { ownContactsOnly: true, body: (r) => ({ contactId: r.contactId, item: "复诊" }), cross: { body: (a) => ({ contactId: a.contactId }), expect: notFound } },
+  "POST /v1/consultations": { ownContactsOnly: true, body: (r) => ({ contactId: r.contactId, outcome: "lost", lostReason: "价格敏感", mode: "online" }), cross: { body: (a) => ({ contactId: a.contactId, outcome: "converted", amount: 1 }), expect: notFound } },
+  "POST /v1/purchases": { ownContactsOnly: true, body: (r) => ({ contactId: r.contactId, amount: 100, items: ["洁牙"] }), cross: { body: (a) => ({ contactId: a.contactId, amount: 1, items: [], staffId: a.tenant.staff.consultant.id, clinicId: a.clinicId }), expect: notFound } },
+  "POST /v1/refunds": { ownContactsOnly: true, body: (r) => ({ contactId: r.contactId, amount: 10 }), cross: { body: (a) => ({ contactId: a.contactId, amount: 1 }), expect: notFound } },
+  "POST /v1/conversions/import": {
+    csv: (r) => `type,phone,occurredAt,amount,items\npurchase,${r.contactPhone},${new Date(Date.now() - 3_600_000).toISOString()},100,洁牙\n`,
+    cross: {
+      csv: (a) => `type,contact_id,occurredAt\nvisit,${a.contactId},${new Date(Date.now() - 3_600_000).toISOString()}\n`,
+      expect: (res) => (res.status === 200 && res.body.imported === 0 && res.body.failed === 1 && res.body.errors[0]?.field === "contact" ? [] : [`expected the row to fail on contact, got ${res.status} ${JSON.stringify(res.body)}`]),
+    },
+  },
+  "GET /v1/follow-ups": { cross: { expect: noLeak((b) => [b.followUpId]) } },
+  "GET /v1/follow-ups/{id}": { id: "followUp", ownContactsOnly: true, cross: { expect: notFound } },
+  "POST /v1/follow-ups/{id}/complete": { id: "spareFollowUp", ownContactsOnly: true, prepare: freshFollowUp, body: () => ({ note: "恢复良好" }), cross: { body: () => ({ note: "越权" }), expect: notFound } },
+  "POST /v1/follow-ups/{id}/skip": { id: "spareFollowUp", ownContactsOnly: true, prepare: freshFollowUp, body: () => ({ reason: "联系不上" }), cross: { body: () => ({ reason: "越权" }), expect: notFound } },
+  "GET /v1/contacts/{id}/surveys": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
+  "GET /v1/contacts/{id}/referrals": { id: "contact", ownContactsOnly: true, cross: { expect: notFound } },
+  "GET /v1/analytics/settings": { cross: { expect: noLeak() } },
+  "PUT /v1/analytics/settings": {
+    body: () => ({ followUps: { afterVisitDays: 3 } }),
+    cross: {
+      // B can only ever write B's own settings: A's stay as they were.
+      body: () => ({ followUps: { afterVisitDays: 9 } }),
+      expect: async (res, a) => {
+        const mine = await client(t.app, a.tenant.tokens.admin).get("/v1/analytics/settings");
+        return res.status === 200 && mine.body.followUps.afterVisitDays !== 9 ? [] : [`expected B's own 200 and A unchanged, got ${res.status}, A ${JSON.stringify(mine.body)}`];
+      },
+    },
+  },
   "POST /v1/wecom/sync": {
     body: () => ({}),
     // B starts B's own sync; its id is never one of A's runs.
@@ -318,6 +369,24 @@ const SPECS: Record<string, OpSpec> = {
     },
   },
 };
+
+const ALERT_RULE = () => ({ name: `成交率预警 ${randomUUID().slice(0, 8)}`, metric: "deal_rate", condition: { kind: "threshold", op: "lt", value: 0.2 } });
+
+/** A new alert rule of the tenant: it becomes refs.spareAlertRuleId. */
+async function freshAlertRule(r: Refs): Promise<void> {
+  const res = await client(t.app, r.tenant.tokens.manager).post("/v1/alerts/rules", ALERT_RULE());
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  r.spareAlertRuleId = res.body.id;
+}
+
+/** A visit of contactId applied by the events worker's service, planning a follow-up: it becomes refs.spareFollowUpId. */
+async function freshFollowUp(r: Refs): Promise<void> {
+  const v = await client(t.app, r.tenant.tokens.consultant).post("/v1/visits", { contactId: r.contactId, idempotencyKey: `sec-visit-${randomUUID()}` });
+  expect(v.status, JSON.stringify(v.body)).toBe(201);
+  await processEvents({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), eventIds: [v.body.eventId] });
+  const [f] = await sql<{ id: string }[]>`select id from follow_ups where tenant_id = ${r.tenant.id} and visit_event_id = ${v.body.eventId}`;
+  r.spareFollowUpId = f!.id;
+}
 
 /** A new contact of `consultant`: it becomes refs.enrollContactId. */
 async function freshEnrollee(r: Refs): Promise<void> {
@@ -357,7 +426,7 @@ async function notOneOfAsRuns(res: ApiResponse, a: Refs): Promise<string[]> {
 const UNGUARDED = ["POST /v1/auth/login", "POST /v1/auth/logout", "GET /v1/me"];
 
 function idsOf(r: Refs): string[] {
-  return [r.tenant.id, r.contactId, r.spareStaffId, r.tokenId, r.clinicId, r.leadId, r.poolLeadId, r.spareLeadId, r.leaverId, r.taskId, r.spareTaskId, r.sopTemplateId, r.calendarId, r.enrollContactId, r.chatId, ...Object.values(r.tenant.staff).map((s) => s.id)];
+  return [r.tenant.id, r.contactId, r.spareStaffId, r.tokenId, r.clinicId, r.leadId, r.poolLeadId, r.spareLeadId, r.leaverId, r.taskId, r.spareTaskId, r.sopTemplateId, r.calendarId, r.enrollContactId, r.chatId, r.followUpId, r.alertRuleId, r.alertEpisodeId, ...Object.values(r.tenant.staff).map((s) => s.id)];
 }
 
 async function makeRefs(tenant: TestTenant): Promise<Refs> {
@@ -387,7 +456,7 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   expect([welcome.status, channel.status]).toEqual([201, 201]);
   const lead = await consultant.post("/v1/leads", { contactId: contact.body.id, source: "api", need: "祛痘" });
   expect(lead.status).toBe(201);
-  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "", channelId: channel.body.id, welcomePostId: welcome.body.id, leadId: lead.body.id, poolLeadId: "", spareLeadId: "", leaverId: "", taskId: "", spareTaskId: "", sopTemplateId: "", calendarId: "", enrollContactId: "", chatId: `wr${tenant.slug.replace(/-/g, "")}chat` };
+  const refs: Refs = { tenant, contactId: contact.body.id, contactPhone, spareStaffId: spare.id, tokenId: token.id, clinicId: clinic.body.id, clinicName, corpId, segmentId: segment.body.id, postId: "", postHash: "", queuedPostId: "", channelId: channel.body.id, welcomePostId: welcome.body.id, leadId: lead.body.id, poolLeadId: "", spareLeadId: "", leaverId: "", taskId: "", spareTaskId: "", sopTemplateId: "", calendarId: "", enrollContactId: "", chatId: `wr${tenant.slug.replace(/-/g, "")}chat`, followUpId: "", spareFollowUpId: "", alertRuleId: "", alertEpisodeId: "", spareAlertRuleId: "" };
   await sql`insert into wecom_group_chats (tenant_id, chat_id, name, owner_user_id) values (${tenant.id}, ${refs.chatId}, ${"祛痘交流群"}, ${`consultant-${tenant.slug}`})`;
   await freshLeaver(refs);
   refs.taskId = (await client(t.app, tenant.tokens.consultant).get(`/v1/tasks?leadId=${refs.leadId}`)).body.items[0].id;
@@ -401,6 +470,13 @@ async function makeRefs(tenant: TestTenant): Promise<Refs> {
   expect(calendar.status, JSON.stringify(calendar.body)).toBe(201);
   refs.calendarId = calendar.body.id;
   await freshEnrollee(refs);
+  await freshFollowUp(refs);
+  refs.followUpId = refs.spareFollowUpId;
+  await freshFollowUp(refs);
+  await freshAlertRule(refs);
+  refs.alertRuleId = refs.spareAlertRuleId;
+  refs.alertEpisodeId = (await sql<{ id: string }[]>`insert into alert_episodes (tenant_id, rule_id, scope_key, value, baseline) values (${tenant.id}, ${refs.alertRuleId}, 'all', 0.1, 0.2) returning id`)[0]!.id;
+  await freshAlertRule(refs);
   return refs;
 }
 
@@ -471,6 +547,11 @@ async function idFor(kind: OpSpec["id"], r: Refs, destructive: boolean): Promise
   if (kind === "sopTemplate") return r.sopTemplateId;
   if (kind === "calendar") return r.calendarId;
   if (kind === "chat") return r.chatId;
+  if (kind === "followUp") return r.followUpId;
+  if (kind === "spareFollowUp") return r.spareFollowUpId;
+  if (kind === "alertRule") return r.alertRuleId;
+  if (kind === "spareAlertRule") return r.spareAlertRuleId;
+  if (kind === "alertEpisode") return r.alertEpisodeId;
   if (kind === "token") {
     if (!destructive) return r.tokenId;
     return (await createToken({ ctx: systemCtx(t.rt.deps, r.tenant.id, "test"), input: { staffId: r.spareStaffId, name: "throwaway" } })).id;

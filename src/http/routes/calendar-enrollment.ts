@@ -22,6 +22,10 @@ const EntryReport = z
     clicks: z.number(),
     conversions: z.number(),
     revenue: z.number(),
+    lastTouchConversions: z.number().openapi({ description: "Conversions credited to the entry's link clicks by last touch over all content touches, within the tenant's attribution window (touchWindowDays)" }),
+    linearConversions: z.number().openapi({ description: "The same, credited linearly (equal shares of each conversion across its touches)" }),
+    attributedRevenue: z.number().openapi({ description: "Revenue credited by last touch" }),
+    linearRevenue: z.number().openapi({ description: "Revenue credited linearly" }),
   })
   .openapi("CalendarEntryReport");
 
@@ -66,9 +70,9 @@ export function calendarEnrollmentRoutes() {
       method: "get",
       path: "/{id}/report",
       tags: ["calendars"],
-      summary: "Per entry: recipients planned, sent, failed and skipped (with reasons), clicked, and conversions attributed by last touch",
+      summary: "Per entry: recipients planned, sent, failed and skipped (with reasons), clicked, conversions after the send (last send), and content attribution (last touch and linear)",
       request: { params: IdParam, query: CalendarReportInput },
-      responses: { 200: json(z.object({ calendarId: z.string(), attributionDays: z.number(), entries: z.array(EntryReport) }), "One row per entry"), 404: problemResponse("No such calendar") },
+      responses: { 200: json(z.object({ calendarId: z.string(), attributionDays: z.number(), touchWindowDays: z.number(), entries: z.array(EntryReport) }), "One row per entry"), 404: problemResponse("No such calendar") },
     }),
     async (c) => c.json(await calendarReport({ ctx: c.get("ctx"), id: c.req.valid("param").id, input: c.req.valid("query") }), 200),
   );

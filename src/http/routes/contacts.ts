@@ -78,7 +78,7 @@ export function contactRoutes(importLimitBytes: number) {
       tags: ["contacts"],
       summary: "Import contacts from CSV",
       description:
-        "Body: CSV (text/csv) with a header. Columns: name/姓名, phone/手机号, external_user_id, union_id, gender/性别, source/来源, state, owner/归属顾问 (email, WeCom id or name), clinic/门店, lead/线索/意向项目 (是/yes opens a lead; a need type such as 种植牙 opens one about that need; 否/empty: none); other columns become attributes. Dedupes by phone or external id.",
+        "Body: CSV (text/csv) with a header. Columns: name/姓名, phone/手机号, external_user_id, union_id, gender/性别, source/来源, state, owner/归属顾问 (email, WeCom id or name), clinic/门店, lead/线索/意向项目 (是/yes opens a lead; a need type such as 种植牙 opens one about that need; 否/empty: none), referrer/推荐人 (the referrer's contact id, phone or external id: 转介绍, credited once); other columns become attributes. Dedupes by phone or external id.",
       request: {
         query: z.object({
           onDuplicate: ImportContactsOptions.shape.onDuplicate.optional(),

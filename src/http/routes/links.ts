@@ -18,7 +18,7 @@ main{max-width:22rem;padding:2rem;text-align:center}h1{font-size:1.25rem;margin:
 <body><main><h1>链接已失效或不存在</h1><p>这个链接可能已过期，或复制时不完整。</p><p>如需帮助，请直接在企业微信里联系您的顾问。</p></main></body></html>`;
 
 /** Fixed one-minute windows per client address; bounded memory. Only the beacon is limited: a click is never refused. */
-class MinuteLimiter {
+export class MinuteLimiter {
   private window = 0;
   private readonly counts = new Map<string, number>();
   constructor(
@@ -37,7 +37,7 @@ class MinuteLimiter {
   }
 }
 
-function clientAddress(c: Context): string {
+export function clientAddress(c: Context): string {
   return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress ?? "unknown";
 }
 

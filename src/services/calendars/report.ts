@@ -3,6 +3,7 @@ import { z } from "zod";
 import { rowsOf } from "../../db/client";
 import { calendars } from "../../db/schema/index";
 import { NotFoundError, ValidationError, zodIssues } from "../../errors";
+import { calendarEntryCredit } from "../attribution/attribute";
 import { dbOf, requirePermission, type Ctx } from "../context";
 
 export const CalendarReportInput = z.object({
@@ -29,6 +30,16 @@ export interface EntryReport {
   /** Recipients with a converted consultation or a purchase within the window after their send (last touch: the latest send before it). */
   conversions: number;
   revenue: number;
+  /**
+   * Content attribution (docs/attribution-alerts.md), over the tenant's attribution window: conversions
+   * of contacts who clicked the entry's links, credited over all their touches (clicks, reads,
+   * livestreams) by last touch and linearly (fractions), and the revenue credited by last touch
+   * (attributedRevenue) and linearly.
+   */
+  lastTouchConversions: number;
+  linearConversions: number;
+  attributedRevenue: number;
+  linearRevenue: number;
 }
 
 /**
@@ -37,7 +48,7 @@ export interface EntryReport {
  * or a purchase by a recipient after the send, with no later send of the calendar before it).
  * One SQL statement over the calendar's sends, indexed by (tenant, entry, status).
  */
-export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string; input?: unknown }): Promise<{ calendarId: string; attributionDays: number; entries: EntryReport[] }> {
+export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string; input?: unknown }): Promise<{ calendarId: string; attributionDays: number; touchWindowDays: number; entries: EntryReport[] }> {
   requirePermission(ctx, "calendars:read");
   const p = CalendarReportInput.safeParse(input ?? {});
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
@@ -84,10 +95,13 @@ export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string;
       where ce.tenant_id = ${ctx.tenantId}::uuid and ce.calendar_id = ${cal.id}::uuid
       order by ce.key`),
   );
+  const credit = await calendarEntryCredit(db, ctx.tenantId, cal.id);
   return {
     calendarId: cal.id,
     attributionDays: days,
+    touchWindowDays: credit.windowDays,
     entries: rows.map((r) => {
+      const c = credit.entries.get(r.entry_id);
       const by = r.by_status ?? {};
       const n = (k: string) => by[k] ?? 0;
       return {
@@ -104,6 +118,10 @@ export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string;
         clicks: r.clicks,
         conversions: r.conversions,
         revenue: Number(r.revenue),
+        lastTouchConversions: c?.lastTouchConversions ?? 0,
+        linearConversions: c?.linearConversions ?? 0,
+        attributedRevenue: c?.lastTouchRevenue ?? 0,
+        linearRevenue: c?.linearRevenue ?? 0,
       };
     }),
   };

@@ -3,6 +3,7 @@ import { ownsOnly } from "../../domain/auth/permissions";
 import { ConflictError, ForbiddenError, isUniqueViolation, ValidationError, zodIssues } from "../../errors";
 import { audit, requirePermission, withTransaction, type Ctx } from "../context";
 import { checkReferences, findByKeys, phoneColumns } from "./internal";
+import { recordReferralJoined } from "../conversions/referrals";
 import { auditSnapshot, CreateContactInput, toContactView, type ContactView } from "./schemas";
 
 export { CreateContactInput };
@@ -48,6 +49,8 @@ export async function createContact({ ctx, input }: { ctx: Ctx; input: unknown }
         })
         .returning();
       await audit(tx, ctx, { action: "contact.create", entityType: "contact", entityId: row!.id, after: auditSnapshot(row!) });
+      // 转介绍: the referrer is credited with a referral_joined event (once per referred contact).
+      if (row!.referrerContactId) await recordReferralJoined(ctx, [{ referredContactId: row!.id, referrerContactId: row!.referrerContactId, at: ctx.deps.now() }]);
       return toContactView(row!, ctx.actor.kind === "staff" ? ctx.actor.role : "system", ctx.deps.pii);
     } catch (err) {
       if (isUniqueViolation(err)) throw duplicateError(null, "phone");

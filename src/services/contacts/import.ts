@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { parse } from "csv-parse/sync";
 import { z } from "zod";
 import { clinics, contacts, staff } from "../../db/schema/index";
@@ -9,6 +9,8 @@ import { findByKeys } from "./internal";
 import { auditSnapshot, ContactFields, type ContactRow } from "./schemas";
 import { markTagsDue } from "../tagging/tag-state";
 import { signalLead } from "../leads/leads";
+import { recordReferralJoined, type ReferralLink } from "../conversions/referrals";
+import type { DbOrTx } from "../../db/client";
 
 export const ImportContactsOptions = z.object({
   /** update: fill existing contacts (matched by phone or external id) with the row's values; skip: leave them. */
@@ -49,6 +51,7 @@ const HEADER_ALIASES: Record<string, string> = {
   owner: "owner", owneremail: "owner", 归属顾问: "owner", 顾问: "owner", 咨询师: "owner",
   clinic: "clinic", 门店: "clinic", 诊所: "clinic",
   lead: "lead", 线索: "lead", 意向: "lead", 意向项目: "lead", leadneed: "lead",
+  referrer: "referrer", referrercontactid: "referrer", 推荐人: "referrer", 介绍人: "referrer", 转介绍人: "referrer",
 };
 
 /** Values of the lead column that open a lead without naming a need; any other value is the need type. */
@@ -68,6 +71,8 @@ interface Prepared {
   present: Set<string>;
   /** Open (or raise) a lead for the contact: null no, "" yes, else the need type. */
   lead: string | null;
+  /** The referrer (转介绍) as written: a contact id, phone or external id of a contact of the tenant. */
+  referrer: string | null;
 }
 
 export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: string; options?: unknown }): Promise<ImportReport> {
@@ -196,6 +201,7 @@ export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: str
       row,
       present,
       lead,
+      referrer: typeof raw.referrer === "string" ? raw.referrer : null,
       values: {
         name: c.name ?? null,
         ...phoneCols,
@@ -212,6 +218,29 @@ export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: str
   }
 }
 
+/** Referrers named by the rows (a contact id, phone or external id), resolved to the tenant's contacts. */
+async function resolveReferrers(tx: DbOrTx, ctx: Ctx, prepared: Prepared[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const raws = [...new Set(prepared.flatMap((p) => (p.referrer === null ? [] : [p.referrer])))];
+  if (!raws.length) return out;
+  const ids = raws.filter((r) => UUID.test(r));
+  const phones = new Map<string, string>();
+  const exts: string[] = [];
+  for (const r of raws) {
+    if (UUID.test(r)) continue;
+    const n = normalizePhone(r);
+    if (n.ok && /^[\d\s+\-()]+$/.test(r.normalize("NFKC"))) phones.set(requirePii(ctx).hash(n.e164), r);
+    else exts.push(r);
+  }
+  const tenant = eq(contacts.tenantId, ctx.tenantId);
+  if (ids.length) for (const c of await tx.select({ id: contacts.id }).from(contacts).where(and(tenant, inArray(contacts.id, ids)))) out.set(ids.find((i) => i.toLowerCase() === c.id)!, c.id);
+  if (phones.size) for (const c of await tx.select({ id: contacts.id, h: contacts.phoneHash }).from(contacts).where(and(tenant, inArray(contacts.phoneHash, [...phones.keys()])))) out.set(phones.get(c.h!)!, c.id);
+  if (exts.length) for (const c of await tx.select({ id: contacts.id, e: contacts.externalUserId }).from(contacts).where(and(tenant, inArray(contacts.externalUserId, exts)))) out.set(c.e!, c.id);
+  return out;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" | "skip", report: ImportReport): Promise<void> {
   await withTransaction(ctx, async (tx, ctx) => {
     const existing = await findByKeys(tx, ctx.tenantId, {
@@ -221,6 +250,8 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
     const inserts: Prepared[] = [];
     const audits: AuditEntry[] = [];
     const leadsFor: { contactId: string; need: string }[] = [];
+    const referrerOf = await resolveReferrers(tx, ctx, prepared);
+    const referrals: ReferralLink[] = [];
     for (const p of prepared) {
       const a = p.values.phoneHash ? existing.byPhone.get(p.values.phoneHash) : undefined;
       const b = p.values.externalUserId ? existing.byExternal.get(p.values.externalUserId) : undefined;
@@ -230,8 +261,14 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
         continue;
       }
       const match: ContactRow | undefined = a ?? b;
+      const referrer = p.referrer === null ? null : (referrerOf.get(p.referrer) ?? null);
+      if (p.referrer !== null && (!referrer || referrer === match?.id)) {
+        report.failed++;
+        report.errors.push({ row: p.row, field: "referrer", message: referrer ? "a contact cannot refer itself" : "no contact with this id, phone or external id (the referrer must be a contact already)" });
+        continue;
+      }
       if (!match) {
-        inserts.push(p);
+        inserts.push(referrer ? { ...p, values: { ...p.values, referrerContactId: referrer } } : p);
         continue;
       }
       if (onDuplicate === "skip") {
@@ -243,6 +280,11 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
         if (f === "phone") Object.assign(set, { phoneEnc: p.values.phoneEnc, phoneHash: p.values.phoneHash, phoneMask: p.values.phoneMask });
         else if (f === "attributes") set.attributes = { ...match.attributes, ...p.values.attributes };
         else set[f] = (p.values as Record<string, unknown>)[f];
+      }
+      // The first referrer stands (as for a WeCom add through a referral code).
+      if (referrer && !match.referrerContactId) {
+        set.referrerContactId = referrer;
+        referrals.push({ referredContactId: match.id, referrerContactId: referrer, at: ctx.deps.now() });
       }
       const [row] = await tx
         .update(contacts)
@@ -263,9 +305,12 @@ async function applyChunk(ctx: Ctx, prepared: Prepared[], onDuplicate: "update" 
       rows.forEach((r, i) => {
         audits.push({ action: "contact.create", entityType: "contact", entityId: r.id, after: { ...auditSnapshot(r), via: "import" } });
         if (inserts[i]!.lead !== null) leadsFor.push({ contactId: r.id, need: inserts[i]!.lead! });
+        if (r.referrerContactId) referrals.push({ referredContactId: r.id, referrerContactId: r.referrerContactId, at: ctx.deps.now() });
       });
     }
     await audit(tx, ctx, audits);
+    // 转介绍: referrers are credited (referral_joined), once per referred contact.
+    await recordReferralJoined(ctx, referrals);
     // Leads in the same transaction as their contacts: routed like any other (owner first, else the chain).
     for (const l of leadsFor) {
       await signalLead({ ctx, input: { contactId: l.contactId, source: "import", ...(l.need ? { need: l.need } : {}) } });

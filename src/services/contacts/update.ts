@@ -7,6 +7,7 @@ import { duplicateError } from "./create";
 import { checkReferences, findByKeys, loadVisibleContact, phoneColumns } from "./internal";
 import { auditSnapshot, toContactView, UpdateContactInput, type ContactView } from "./schemas";
 import { markTagsDue } from "../tagging/tag-state";
+import { recordReferralJoined } from "../conversions/referrals";
 
 export { UpdateContactInput };
 
@@ -46,6 +47,8 @@ export async function updateContact({ ctx, id, input }: { ctx: Ctx; id: string; 
         .returning();
       // Time-based tag rules may read the fields (source, gender, state): the nightly pass looks again.
       await markTagsDue(tx, ctx.tenantId, [id]);
+      // A referrer given for the first time credits them (once per referred contact).
+      if (!before.referrerContactId && row!.referrerContactId) await recordReferralJoined(ctx, [{ referredContactId: id, referrerContactId: row!.referrerContactId, at: ctx.deps.now() }]);
       await audit(tx, ctx, {
         action: "contact.update",
         entityType: "contact",

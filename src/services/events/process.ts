@@ -5,6 +5,7 @@ import { applyEventOptOuts } from "../consent/consent";
 import { withTransaction, type Ctx } from "../context";
 import { closeLeadsOnOutcomes } from "../leads/workspace";
 import { recordFacts } from "../metrics/facts";
+import { applyConversionEffects } from "../conversions/effects";
 import { applyEnrollmentTriggers } from "../calendars/triggers";
 import { applyRulesToContacts, loadHistories, tenantTagIds, type ContactInputs } from "../tagging/apply-rules";
 import { markTagsDue, shareTagLocks } from "../tagging/tag-state";
@@ -92,6 +93,7 @@ export async function processEvents({ ctx, eventIds }: { ctx: Ctx; eventIds: str
     if (outcomes.length) await closeLeadsOnOutcomes(tx, ctx, outcomes.map((e) => ({ contactId: e.contactId, occurredAt: e.occurredAt, data: e.payload })));
     // The funnel's facts (appointments, visits, consultations, purchases, refunds, survey answers).
     await recordFacts(tx, ctx, batch);
+    await applyConversionEffects(tx, ctx, batch); // visits plan their follow-up (回访) and survey; referred contacts' first conversions credit the referrer
     // Relative calendars that enroll on these events, outcomes or new tags (or end on them).
     await applyEnrollmentTriggers(tx, ctx, batch, applied);
     // New events move time-based boundaries (a purchase opens a window) and feed the daily rules;

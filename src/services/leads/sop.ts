@@ -598,8 +598,9 @@ const asDate = (v: string | Date | null) => (v === null ? null : new Date(v));
 const SHOWN = 5;
 
 /**
- * The morning digest of one tenant's local day: every active staff member with open SOP tasks due
- * that day or overdue, or open leads not yet contacted, gets one WeCom app message (kind digest),
+ * The morning digest of one tenant's local day: every active staff member with open SOP tasks or
+ * post-visit follow-ups (回访, listed as tasks) due that day or overdue, or open leads not yet
+ * contacted, gets one WeCom app message (kind digest),
  * queued in the outbox with a key per staff and day, so a job that runs twice (or two schedulers)
  * still sends one. Returns how many staff had something and how many messages were newly queued.
  */
@@ -613,15 +614,25 @@ export async function sendDailyDigest({ deps, tenantId, day }: { deps: ServiceDe
     const tasks = rowsOf<{ staff_id: string; title: string; due_at: string | Date; contact_name: string | null; overdue: boolean; n: number }>(
       await tx.execute(sql`
         select staff_id, title, due_at, contact_name, overdue, n from (
-          select t.staff_id, t.title, t.due_at, c.name as contact_name, t.due_at < ${nowAt} as overdue,
+          select t.staff_id, t.title, t.due_at, t.contact_name, t.due_at < ${nowAt} as overdue,
             count(*) over (partition by t.staff_id, t.due_at < ${nowAt})::int as n,
             row_number() over (partition by t.staff_id, t.due_at < ${nowAt} order by t.due_at, t.id) as rn
-          from lead_tasks t
-            join leads l on l.id = t.lead_id and l.status = 'open'
-            join contacts c on c.id = t.contact_id
-            join staff s on s.id = t.staff_id and s.active
-          where t.tenant_id = ${tenantId}::uuid and t.status = 'open' and t.staff_id is not null
-            and t.due_at < ${end.toISOString()}::timestamptz
+          from (
+            select t.id, t.staff_id, t.title, t.due_at, c.name as contact_name
+            from lead_tasks t
+              join leads l on l.id = t.lead_id and l.status = 'open'
+              join contacts c on c.id = t.contact_id
+              join staff s on s.id = t.staff_id and s.active
+            where t.tenant_id = ${tenantId}::uuid and t.status = 'open' and t.staff_id is not null
+              and t.due_at < ${end.toISOString()}::timestamptz
+            union all
+            -- Post-visit follow-ups (回访), for the contact's consultant now.
+            select f.id, c.owner_staff_id, '到诊回访', f.due_at, c.name
+            from follow_ups f
+              join contacts c on c.tenant_id = f.tenant_id and c.id = f.contact_id
+              join staff s on s.id = c.owner_staff_id and s.active
+            where f.tenant_id = ${tenantId}::uuid and f.status = 'open' and f.due_at < ${end.toISOString()}::timestamptz
+          ) t
         ) x where rn <= ${SHOWN} order by due_at`),
     );
     const waiting = rowsOf<{ staff_id: string; contact_name: string | null; grade: "A" | "B" | "C" | "D"; due_at: string | Date | null; n: number }>(

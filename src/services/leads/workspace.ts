@@ -8,6 +8,7 @@ import { ConflictError, NotFoundError, ValidationError, zodIssues } from "../../
 import { contactTimeline, type TimelineEntry } from "../contacts/timeline";
 import { audit, dbOf, requirePermission, withTransaction, type Ctx } from "../context";
 import { ingestEvents } from "../events/ingest";
+import { openFollowUpsOf } from "../conversions/follow-ups";
 import { getLead, leadViews, lockLead, type LeadView } from "./leads";
 import { leadConfig, tenantTimeZone } from "./internal";
 import { cancelOpenTasks } from "./sop";
@@ -228,7 +229,7 @@ export interface WorkspaceLead extends LeadView {
 /**
  * A consultant's day (我的工作台): open leads awaiting first contact first (closest deadline
  * first), then by grade and next task; counts by grade; today's and overdue tasks; today's
- * breaches. Times of day are the tenant's.
+ * breaches; open post-visit follow-ups (回访) due today or overdue. Times of day are the tenant's.
  */
 export async function workspace({ ctx, input }: { ctx: Ctx; input?: unknown }) {
   requirePermission(ctx, "leads:read");
@@ -248,7 +249,7 @@ export async function workspace({ ctx, input }: { ctx: Ctx; input?: unknown }) {
   const owned = and(eq(leads.tenantId, ctx.tenantId), eq(leads.activeOwnerStaffId, staffId), eq(leads.status, "open"));
   // The lead's next open task: ordered by, and shown.
   const nextTask = sql<Date | null>`(select min(t.due_at) from lead_tasks t where t.lead_id = ${leads.id} and t.status = 'open')`;
-  const [byGrade, ordered, tasks, breaches] = await Promise.all([
+  const [byGrade, ordered, tasks, breaches, followUps] = await Promise.all([
     db.select({ grade: leads.grade, n: sql<number>`count(*)::int`, waiting: sql<number>`count(*) filter (where ${leads.firstContactedAt} is null)::int` }).from(leads).where(owned).groupBy(leads.grade),
     db
       .select({ id: leads.id, next: sql<string | null>`${nextTask}::text` })
@@ -264,6 +265,8 @@ export async function workspace({ ctx, input }: { ctx: Ctx; input?: unknown }) {
       .orderBy(asc(leadTasks.dueAt))
       .limit(200),
     db.select({ n: sql<number>`count(*)::int` }).from(leadSlaBreaches).where(and(eq(leadSlaBreaches.tenantId, ctx.tenantId), eq(leadSlaBreaches.staffId, staffId), gte(leadSlaBreaches.breachedAt, dayStart))),
+    // Post-visit follow-ups (回访) of the consultant's contacts due today or overdue, with their survey links.
+    openFollowUpsOf(db, ctx, staffId, dayEnd),
   ]);
   const ids = ordered.map((r) => r.id);
   const byId = new Map((await leadViews(ctx, ids)).map((v) => [v.id, v]));
@@ -285,8 +288,9 @@ export async function workspace({ ctx, input }: { ctx: Ctx; input?: unknown }) {
   return {
     staff: { id: who.id, name: who.name, capacity: who.capacity },
     day: { start: dayStart.toISOString(), timeZone: tz },
-    counts: { open, byGrade: grades, awaitingFirstContact, slaOverdue: leadsOut.filter((l) => l.slaSecondsLeft !== null && l.slaSecondsLeft < 0).length, tasksToday: taskViews.filter((t) => new Date(t.dueAt) >= dayStart).length, tasksOverdue: taskViews.filter((t) => t.overdue).length, breachesToday: breaches[0]?.n ?? 0 },
+    counts: { open, byGrade: grades, awaitingFirstContact, slaOverdue: leadsOut.filter((l) => l.slaSecondsLeft !== null && l.slaSecondsLeft < 0).length, tasksToday: taskViews.filter((t) => new Date(t.dueAt) >= dayStart).length, tasksOverdue: taskViews.filter((t) => t.overdue).length, breachesToday: breaches[0]?.n ?? 0, followUpsToday: followUps.filter((f) => new Date(f.dueAt) >= dayStart).length, followUpsOverdue: followUps.filter((f) => f.overdue).length },
     leads: leadsOut,
     tasks: taskViews,
+    followUps,
   };
 }

@@ -4,6 +4,7 @@ import { DEFAULT_TAG_GROUPS } from "../../domain/tagging/default-groups";
 import { ConflictError, isUniqueViolation, ValidationError, zodIssues } from "../../errors";
 import type { ServiceDeps } from "../context";
 import { seedDefaultSopTemplate } from "../leads/sop";
+import { seedDefaultAlertRules } from "../alerts/rules";
 
 export const CreateTenantInput = z.object({
   slug: z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, "lowercase letters, digits and dashes"),
@@ -12,7 +13,7 @@ export const CreateTenantInput = z.object({
 });
 export type CreateTenantInput = z.infer<typeof CreateTenantInput>;
 
-/** A new tenant with the default tag groups and follow-up SOP. System operation (tenants are provisioned, not self-served). */
+/** A new tenant with the default tag groups, follow-up SOP and anomaly alert rules. System operation (tenants are provisioned, not self-served). */
 export async function createTenant({ deps, input }: { deps: ServiceDeps; input: unknown }): Promise<typeof tenants.$inferSelect> {
   const p = CreateTenantInput.safeParse(input);
   if (!p.success) throw new ValidationError(zodIssues(p.error.issues));
@@ -30,6 +31,7 @@ export async function createTenant({ deps, input }: { deps: ServiceDeps; input: 
         await tx.insert(tags).values(g.tags.map((name, i) => ({ tenantId: t!.id, groupId: group!.id, name, sortOrder: i })));
       }
       await seedDefaultSopTemplate(tx, t!.id);
+      await seedDefaultAlertRules(tx, t!.id);
       return t!;
     });
   } catch (err) {

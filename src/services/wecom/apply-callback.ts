@@ -14,6 +14,7 @@ import { reconcileTags } from "./sync";
 import { markTagsDue } from "../tagging/tag-state";
 import { sendChannelWelcome } from "./welcome";
 import { leadFromWecomAdd } from "../leads/sources";
+import { recordReferralJoined } from "../conversions/referrals";
 
 export type ApplyOutcome = "applied" | "already-processed" | "missing";
 
@@ -165,6 +166,8 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
       if (input.detail) await pullWecomTags(tx, ctx, row!.id, input.detail);
       await markTagsDue(tx, ctx.tenantId, [row!.id]); // the tag bits of the WeCom tags just pulled
       if (input.added) await leadFromWecomAdd(tx, ctx, { contactId: row!.id, addedStaffId: owner?.id ?? null, previousOwnerId: null, state: input.state });
+      // Added through a patient's referral code (转介绍): the referrer is credited.
+      if (referrer) await recordReferralJoined(ctx, [{ referredContactId: row!.id, referrerContactId: referrer, at: input.at }]);
       return;
     }
     const set: Partial<typeof contacts.$inferInsert> = { updatedAt: ctx.deps.now() };
@@ -182,6 +185,7 @@ async function upsertContact(ctx: Ctx, input: { externalUserId: string; userId: 
     if (input.detail) await pullWecomTags(tx, ctx, existing.id, input.detail);
     await markTagsDue(tx, ctx.tenantId, [existing.id]); // fields and WeCom tags may change what time-based rules see
     if (input.added) await leadFromWecomAdd(tx, ctx, { contactId: existing.id, addedStaffId: owner?.id ?? null, previousOwnerId: existing.ownerStaffId, state: input.state });
+    if (set.referrerContactId) await recordReferralJoined(ctx, [{ referredContactId: existing.id, referrerContactId: set.referrerContactId, at: input.at }]);
   });
 }
 

@@ -1,0 +1,65 @@
+import { writeFileSync } from "node:fs";
+import { Presets, SingleBar } from "cli-progress";
+import { prepareCsvUpload } from "./import-contacts";
+
+interface Report {
+  total: number;
+  imported: number;
+  duplicates: number;
+  failed: number;
+  errors: { row: number; field: string; message: string }[];
+  byType: Record<string, number>;
+  ignoredColumns?: string[];
+}
+
+const TYPE_NAMES: Record<string, string> = { appointment_booked: "预约", visit: "到诊", consultation_outcome: "咨询", purchase: "消费", refund: "退款" };
+
+/**
+ * `siyu import-conversions FILE`: appointments, visits, consultations, purchases and refunds from
+ * a CSV file through the API, in chunks with a progress bar; failing rows go to FILE.errors.csv.
+ * Running it again adds nothing that was imported (rows keep their keys).
+ */
+export async function importConversionsCommand(file: string, o: { url?: string; token?: string; batch: string; errors?: string }): Promise<number> {
+  const upload = prepareCsvUpload(file, o);
+  if (typeof upload === "number") return upload;
+  const { url, token, chunks, totalRows } = upload;
+  const bar = new SingleBar({ format: "importing {bar} {percentage}% | {value}/{total} rows | {imported} new, {duplicates} already there, {failed} failed | ETA {eta_formatted}", stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
+  const sum: Report = { total: 0, imported: 0, duplicates: 0, failed: 0, errors: [], byType: {} };
+  let ignored: string[] = [];
+  const started = Date.now();
+  bar.start(totalRows, 0, { imported: 0, duplicates: 0, failed: 0 });
+  for (const chunk of chunks) {
+    const res = await fetch(`${url}/v1/conversions/import?rowOffset=${chunk.rowOffset}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "text/csv; charset=utf-8" },
+      body: chunk.body,
+    }).catch((err: Error) => err);
+    if (res instanceof Error || !res.ok) {
+      bar.stop();
+      const detail = res instanceof Error ? `${res.message} (is Siyu running at ${url}?)` : `${res.status} ${await res.text()}`;
+      process.stderr.write(`import stopped at file line ${chunk.rowOffset + 2}: ${detail}\nRows before it were imported; run the same command again to continue (imported rows are not added twice).\n`);
+      return 1;
+    }
+    const r = (await res.json()) as Report;
+    for (const k of ["total", "imported", "duplicates", "failed"] as const) sum[k] += r[k] ?? 0;
+    for (const [type, n] of Object.entries(r.byType ?? {})) sum.byType[type] = (sum.byType[type] ?? 0) + n;
+    sum.errors.push(...r.errors);
+    ignored = r.ignoredColumns ?? ignored;
+    bar.increment(chunk.rows, { imported: sum.imported, duplicates: sum.duplicates, failed: sum.failed });
+  }
+  bar.stop();
+  const secs = (Date.now() - started) / 1000;
+  const kinds = Object.entries(sum.byType).map(([type, n]) => `${TYPE_NAMES[type] ?? type} ${n}`).join("、");
+  process.stdout.write(`${sum.total} rows in ${secs.toFixed(1)} s: ${sum.imported} imported${kinds ? ` (${kinds})` : ""}, ${sum.duplicates} already there, ${sum.failed} failed\n`);
+  if (ignored.length) process.stdout.write(`columns ignored (not known): ${ignored.join(", ")}\n`);
+  if (sum.errors.length) {
+    const out = o.errors ?? `${file}.errors.csv`;
+    const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+    writeFileSync(out, ["row,field,message", ...sum.errors.map((e) => `${e.row},${esc(e.field)},${esc(e.message)}`)].join("\n") + "\n");
+    for (const e of sum.errors.slice(0, 10)) process.stdout.write(`  line ${e.row}: ${e.field} ${e.message}\n`);
+    if (sum.errors.length > 10) process.stdout.write(`  … ${sum.errors.length - 10} more\n`);
+    process.stdout.write(`Every failing row is listed in ${out}\n`);
+    return 1;
+  }
+  return 0;
+}
