@@ -142,6 +142,10 @@ export const sends = pgTable(
     index("sends_tenant_entry_idx").on(t.tenantId, t.entryId, t.status),
     index("sends_tenant_contact_idx").on(t.tenantId, t.contactId, t.scheduledAt),
     index("sends_msgid_idx").on(t.tenantId, t.wecomMsgid),
+    // Metrics: contacts a calendar reached in a period (the calendar dimension), read index-only.
+    index("sends_tenant_sent_idx").on(t.tenantId, t.sentAt, t.calendarId, t.contactId).where(sql`${t.status} = 'sent'`),
+    // Alerts and metrics: failed sends per day.
+    index("sends_tenant_failed_idx").on(t.tenantId, t.resultAt).where(sql`${t.status} in ('failed', 'over_quota', 'not_friend')`),
   ],
 );
 

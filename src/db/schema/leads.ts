@@ -52,6 +52,9 @@ export const leads = pgTable(
     index("leads_tenant_owner_idx").on(t.tenantId, t.activeOwnerStaffId, t.grade),
     index("leads_tenant_pool_idx").on(t.tenantId, t.createdAt).where(sql`${t.status} = 'open' and ${t.activeOwnerStaffId} is null`),
     index("leads_tenant_created_idx").on(t.tenantId, t.createdAt, t.id),
+    // Metrics: leads assigned in a period (response time), deadlines falling in a period (SLA breach rate).
+    index("leads_tenant_assigned_idx").on(t.tenantId, t.assignedAt),
+    index("leads_tenant_first_due_idx").on(t.tenantId, t.firstContactDueAt),
     // First-contact timers still running (rebuilt into delayed jobs on start, swept every minute).
     index("leads_sla_due_idx").on(t.firstContactDueAt).where(sql`${t.status} = 'open' and ${t.activeOwnerStaffId} is not null and ${t.firstContactedAt} is null`),
     check("leads_active_owner_open", sql`${t.activeOwnerStaffId} is null or (${t.status} = 'open' and ${t.activeOwnerStaffId} = ${t.ownerStaffId})`),
@@ -143,7 +146,7 @@ export const leadSlaBreaches = pgTable(
     toStaffId: uuid("to_staff_id").references(() => staff.id),
   },
   // One breach per deadline: a retried or doubled timer job records it once.
-  (t) => [uniqueIndex("lead_sla_breaches_deadline_uq").on(t.leadId, t.dueAt), index("lead_sla_breaches_tenant_idx").on(t.tenantId, t.staffId, t.breachedAt)],
+  (t) => [uniqueIndex("lead_sla_breaches_deadline_uq").on(t.leadId, t.dueAt), index("lead_sla_breaches_tenant_idx").on(t.tenantId, t.staffId, t.breachedAt), index("lead_sla_breaches_due_idx").on(t.tenantId, t.dueAt)],
 );
 
 /** Contact attempts a consultant records on a lead (the first one meets the first-contact SLA). */

@@ -161,6 +161,9 @@ export const alertEpisodes = pgTable(
     baseline: doublePrecision("baseline"),
     detail: jsonb("detail").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     notifiedAt: timestamp("notified_at", { withTimezone: true }),
+    /** A manager saw it and is handling it (it still closes when the metric recovers). */
+    ackedAt: timestamp("acked_at", { withTimezone: true }),
+    ackedByStaffId: uuid("acked_by_staff_id").references(() => staff.id),
   },
   (t) => [
     uniqueIndex("alert_episodes_open_uq").on(t.ruleId, t.scopeKey).where(sql`${t.closedAt} is null`),

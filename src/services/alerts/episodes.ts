@@ -51,13 +51,13 @@ interface Row {
   baseline: number | null;
   detail: Record<string, unknown>;
   notified_at: string | Date | null;
+  acked_at: string | Date | null;
+  acked_by_staff_id: string | null;
 }
 
 const iso = (v: string | Date | null) => (v === null ? null : new Date(v).toISOString());
 
 function view(r: Row): AlertEpisodeView {
-  const { ack, ...detail } = r.detail ?? {};
-  const a = (ack ?? null) as { at?: string; staffId?: string } | null;
   return {
     id: r.id,
     ruleId: r.rule_id,
@@ -72,10 +72,10 @@ function view(r: Row): AlertEpisodeView {
     closedAt: iso(r.closed_at),
     value: r.value === null ? null : Number(r.value),
     baseline: r.baseline === null ? null : Number(r.baseline),
-    detail,
+    detail: r.detail ?? {},
     notifiedAt: iso(r.notified_at),
-    acknowledgedAt: a?.at ?? null,
-    acknowledgedByStaffId: a?.staffId ?? null,
+    acknowledgedAt: iso(r.acked_at),
+    acknowledgedByStaffId: r.acked_by_staff_id,
   };
 }
 
@@ -100,7 +100,7 @@ function episodeQuery(ctx: Ctx, where: ReturnType<typeof sql>) {
   return sql`
     select e.id, e.rule_id, r.name as rule_name, r.metric, e.scope_key, c.id as clinic_id, c.name as clinic_name,
       e.opened_at, to_char(e.opened_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as opened_text,
-      e.last_seen_at, e.closed_at, e.value, e.baseline, e.detail, e.notified_at
+      e.last_seen_at, e.closed_at, e.value, e.baseline, e.detail, e.notified_at, e.acked_at, e.acked_by_staff_id
     from alert_episodes e
     join alert_rules r on r.tenant_id = ${ctx.tenantId}::uuid and r.id = e.rule_id
     left join clinics c on c.tenant_id = ${ctx.tenantId}::uuid and c.id::text = e.scope_key
@@ -138,13 +138,14 @@ export async function acknowledgeAlert({ ctx, id }: { ctx: Ctx; id: string }): P
   return withTransaction(ctx, async (tx, ctx) => {
     const [row] = rowsOf<Row>(await tx.execute(sql`${episodeQuery(ctx, sql`e.id = ${id}::uuid`)} for update of e`));
     if (!row) throw new NotFoundError("alert");
-    if (row.detail?.ack) return view(row);
-    const ack = { at: ctx.deps.now().toISOString(), staffId: ctx.actor.kind === "staff" ? ctx.actor.staffId : null };
+    if (row.acked_at) return view(row);
+    const at = ctx.deps.now();
+    const by = ctx.actor.kind === "staff" ? ctx.actor.staffId : null;
     await tx
       .update(alertEpisodes)
-      .set({ detail: sql`${alertEpisodes.detail} || ${JSON.stringify({ ack })}::jsonb` })
+      .set({ ackedAt: at, ackedByStaffId: by })
       .where(and(eq(alertEpisodes.tenantId, ctx.tenantId), eq(alertEpisodes.id, row.id)));
     await audit(tx, ctx, { action: "alert.ack", entityType: "alert_episode", entityId: row.id, after: { ruleId: row.rule_id, scopeKey: row.scope_key } });
-    return view({ ...row, detail: { ...row.detail, ack } });
+    return view({ ...row, acked_at: at, acked_by_staff_id: by });
   });
 }
