@@ -156,7 +156,7 @@ async function benchEvents(rt: Runtime) {
   }
   const secs = (performance.now() - started) / 1000;
   await Promise.all(workers.map((w) => w.close()));
-  results.push({ name: "Events worker (queue -> processed)", value: `${Math.round(EVENTS / secs).toLocaleString("en")} events/s`, detail: `one worker process, concurrency ${rt.config.EVENTS_CONCURRENCY}; one job per 200 events (ingest requests of ${BATCH} split in jobs of 200), each job one transaction of about eight statements: contact state, tag rules (23 default), tag writes with history; ${EVENTS.toLocaleString("en")} events over 5,000 contacts` });
+  results.push({ name: "Events worker (queue -> processed)", value: `${Math.round(EVENTS / secs).toLocaleString("en")} events/s`, detail: `one worker process, concurrency ${rt.config.EVENTS_CONCURRENCY}; one job per 200 events (ingest requests of ${BATCH} split in jobs of 200), each job one transaction of about eight statements: contact state, tag rules (the default set), tag writes with history; ${EVENTS.toLocaleString("en")} events over 5,000 contacts` });
 }
 
 /** Latency percentile (ms, rounded) of an ascending-sorted list. */

@@ -11,6 +11,7 @@ import { startWorkers } from "../src/jobs/workers";
 import { systemCtx } from "../src/services/context";
 import { createSegment, getSegment } from "../src/services/segments/segments";
 import { runSetBased } from "../src/services/tagging/set-based";
+import { shippedRules } from "../src/services/tagging/rule-set";
 
 export interface Row {
   name: string;
@@ -40,15 +41,21 @@ export async function benchTagging(rt: Runtime, tenantSlug: string, contactsN: n
         else '{}'::jsonb end,
       now()
     from contacts c cross join generate_series(0, 5) k where c.tenant_id = ${tenantId}::uuid`);
-  // Events arrive over months, and autovacuum has long processed them by the time rules change.
+  // Events arrive over months: autovacuum has long processed them, and checkpoints written them
+  // out, by the time rules change (the timing below should not include flushing the generator's
+  // six million fresh rows).
   await rt.deps.db.execute(sql`vacuum analyze contacts`);
   await rt.deps.db.execute(sql`vacuum analyze events`);
+  await rt.deps.db.execute(sql`checkpoint`);
 
+  const shipped = await shippedRules();
+  const tagRules = shipped.rules.filter((r) => r.then.some((a) => !("lead" in a) && !("enroll" in a))).length;
+  const dailyRules = shipped.rules.filter((r) => r.trigger.schedule === "daily").length;
   log("tagging: set-based backfill of the default rules");
   let t0 = performance.now();
   const backfill = await runSetBased({ ctx, mode: "backfill" });
   const backfillS = (performance.now() - t0) / 1000;
-  out.push({ name: `Tag backfill, ${contactsN.toLocaleString("en")} contacts`, value: `${backfillS.toFixed(1)} s`, detail: `default rules (23), set-based SQL in chunks of 40,000 contacts, two at a time; ${(contactsN * 6).toLocaleString("en")} events; wrote ${backfill.added.toLocaleString("en")} tags with their history, each contact's tag bits and next recheck time. Target: 1,000,000 contacts under 30 s` });
+  out.push({ name: `Tag backfill, ${contactsN.toLocaleString("en")} contacts`, value: `${backfillS.toFixed(1)} s`, detail: `default rules (${tagRules} that write tags; the ${shipped.rules.length - tagRules} that only open leads are effects of live events, not replayed), set-based SQL in chunks of 40,000 contacts, two at a time; ${(contactsN * 6).toLocaleString("en")} events; wrote ${backfill.added.toLocaleString("en")} tags with their history, each contact's tag bits and next recheck time. Target: 1,000,000 contacts under 30 s` });
 
   log("tagging: vacuum analyze (autovacuum would have run by the night), then the nightly pass");
   await rt.deps.db.execute(sql`vacuum analyze contact_tags`);
@@ -59,7 +66,7 @@ export async function benchTagging(rt: Runtime, tenantSlug: string, contactsN: n
   t0 = performance.now();
   const nightly = await runSetBased({ ctx, mode: "schedule", now: nextNight });
   const nightlyS = (performance.now() - t0) / 1000;
-  out.push({ name: `Nightly tag pass, ${contactsN.toLocaleString("en")} contacts`, value: `${nightlyS.toFixed(1)} s`, detail: `scheduled rules (8) one day after the backfill, tag tables vacuumed as autovacuum would have by then: ${nightly.contacts.toLocaleString("en")} contacts were due (an event left a window, a dormancy threshold or an engagement threshold was reached) and evaluated; ${(nightly.added + nightly.removed).toLocaleString("en")} tags changed, only those rows written. Target: under 3 s at 1,000,000 contacts` });
+  out.push({ name: `Nightly tag pass, ${contactsN.toLocaleString("en")} contacts`, value: `${nightlyS.toFixed(1)} s`, detail: `scheduled rules (${dailyRules}) one day after the backfill, tag tables vacuumed as autovacuum would have by then: ${nightly.contacts.toLocaleString("en")} contacts were due (an event left a window, a dormancy threshold or an engagement threshold was reached) and evaluated; ${(nightly.added + nightly.removed).toLocaleString("en")} tags changed, only those rows written. Target: under 3 s at 1,000,000 contacts` });
   log("segments: three-term count");
   const expression = "visit:复诊 AND need:祛痘 AND NOT spending:高消费";
   const seg = await createSegment({ ctx, input: { name: "bench three-term", expression } });
