@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: `npm test [-- VITEST_ARGS...]`.
 #
-# Provisions everything it needs (npm ci, Debian postgresql and redis-server
-# packages when absent), starts a throwaway PostgreSQL and Redis on free
-# loopback ports in a private temp dir, exports
+# Provisions everything it needs (npm ci, Debian postgresql, redis-server and,
+# for the browser tests, chromium packages when absent), starts a throwaway
+# PostgreSQL and Redis on free loopback ports in a private temp dir, exports
 #   DATABASE_URL=postgres://postgres@127.0.0.1:PORT/postgres
 #   REDIS_URL=redis://127.0.0.1:PORT/0
 #   SIYU_TEST=1
@@ -172,6 +172,8 @@ fi
 ensure_node_modules
 ensure_postgres
 ensure_redis
+# Browser tests (tests/browser) drive Debian's Chromium; benchmarks need none.
+[ "${SIYU_MODE:-test}" = bench ] || ensure_chromium
 
 tmp_base=${TMPDIR:-/tmp}
 # The postgres user must be able to reach the temp dir (TMPDIR may be private).

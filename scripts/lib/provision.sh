@@ -12,6 +12,7 @@
 #   apt_install PKG...         apt-get install (apt-get update once per run)
 #   ensure_redis               install redis-server when the binary is absent
 #   ensure_postgres            install postgresql when absent; export PG_BIN
+#   ensure_chromium            install chromium and a CJK font (browser tests) when absent
 #   free_port                  print a free TCP port on 127.0.0.1
 #   wait_for_port HOST PORT TIMEOUT_S
 #                              wait until HOST:PORT accepts TCP connections
@@ -143,6 +144,20 @@ ensure_redis() {
   hash -r
   command -v redis-server >/dev/null 2>&1 \
     || { _prov_die "redis-server still not on PATH after installing redis-server"; return 1; }
+}
+
+# The browser tests drive Debian's Chromium at /usr/bin/chromium (never a browser
+# that a test tool downloads), with a small CJK font so the console's Chinese
+# text renders in screenshots instead of empty boxes.
+ensure_chromium() {
+  local -a pkgs=()
+  [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || pkgs+=(fonts-wqy-microhei)
+  [ "${#pkgs[@]}" -gt 0 ] || return 0
+  _prov_log "browser tests: installing Debian packages ${pkgs[*]}"
+  apt_install "${pkgs[@]}" || return 1
+  [ -x /usr/bin/chromium ] \
+    || { _prov_die "/usr/bin/chromium still missing after installing chromium"; return 1; }
 }
 
 # Prints the newest /usr/lib/postgresql/<version>/bin that has initdb.

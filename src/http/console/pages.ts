@@ -1,39 +1,73 @@
-import { Hono } from "hono";
-import { getCookie } from "hono/cookie";
-import { can, ownsOnly } from "../../domain/auth/permissions";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { getCookie, setCookie } from "hono/cookie";
 import { AppError } from "../../errors";
 import { signOut } from "../../services/auth/authenticate";
-import { listContacts } from "../../services/contacts/list";
 import { authenticate, SESSION_COOKIE } from "../middleware/auth";
 import type { LoginThrottle } from "../middleware/login-throttle";
 import { setSessionCookie, throttledSignIn } from "../routes/auth";
 import type { AppEnv, HttpDeps } from "../types";
-import { renderPage, ROLE_LABELS, views } from "./views";
+import { assetRoutes } from "./assets";
+import { contactPages } from "./contacts";
+import { isLocale, LANG_COOKIE, translator, type MessageKey } from "./i18n";
+import { errorPage, htmlResponse, localeOf, page, pageOf, pageStatus, shell } from "./kit";
+import { leadPages } from "./leads";
+import { homeSection, sectionsFor } from "./nav";
+import { renderPage, withQuery } from "./views";
 
-/** The console's sign-in and home page. The full console (issue: web console) grows from here. */
+/** Where a sign-in may send people back to: console pages only (no open redirect). */
+function safeNext(next: string | undefined): string {
+  return next && /^\/console(?:[/?#]|$)/.test(next) && !next.startsWith("//") ? next : "/console";
+}
+
+/**
+ * The web console: server-rendered pages on the API's own app, behind the console sign-in. Each
+ * page names the permission it needs (the API's), calls services with the signed-in staff
+ * member's ctx, and renders a handlebars view in the layout. See docs/console.md.
+ */
 export function consolePages(deps: HttpDeps, throttle: LoginThrottle, opts: { demoHint?: string | undefined }) {
   const app = new Hono<AppEnv>();
-  const fmt = new Intl.DateTimeFormat("zh-CN", { timeZone: deps.services.config.TIMEZONE, dateStyle: "short", timeStyle: "short" });
+  const tz = deps.services.config.TIMEZONE;
+
+  app.route("/", assetRoutes());
+
+  // Language: `?lang=en` (or zh-CN) on any console page remembers the choice in a cookie, then
+  // shows the same page without the parameter.
+  const switchLanguage: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const lang = c.req.query("lang");
+    if (c.req.method === "GET" && lang !== undefined) {
+      if (isLocale(lang)) setCookie(c, LANG_COOKIE, lang, { path: "/", maxAge: 365 * 24 * 3600, sameSite: "Lax", httpOnly: true });
+      return c.redirect(withQuery(new URL(c.req.url), { lang: undefined }), 303);
+    }
+    return next();
+  };
+  app.use("/login", switchLanguage);
+  app.use("/console", switchLanguage);
+  app.use("/console/*", switchLanguage);
 
   app.get("/", (c) => c.redirect(getCookie(c, SESSION_COOKIE) ? "/console" : "/login"));
 
-  app.get("/login", (c) =>
-    c.html(renderPage({ title: "登录", body: views.login({ tenant: deps.services.config.TENANT_SLUG, hint: opts.demoHint }) })),
-  );
+  const loginPage = (c: Context<AppEnv>, model: { tenant: string; email?: string; error?: MessageKey; next?: string | undefined }, status = 200) => {
+    const locale = localeOf(c);
+    const t = translator(locale);
+    const body = { ...model, error: model.error ? t(model.error) : undefined, hint: opts.demoHint };
+    return htmlResponse(c, renderPage("login", body, shell(c, locale, t, t("login.title"))), status);
+  };
+
+  app.get("/login", (c) => loginPage(c, { tenant: deps.services.config.TENANT_SLUG, next: c.req.query("next") }));
 
   app.post("/login", async (c) => {
     const form = await c.req.parseBody();
     const tenant = String(form.tenant ?? "");
     const email = String(form.email ?? "");
+    const next = typeof form.next === "string" ? form.next : undefined;
     try {
       const s = await throttledSignIn(c, deps, throttle, { tenant, email, password: String(form.password ?? ""), userAgent: c.req.header("user-agent") });
       setSessionCookie(c, deps, s.cookie, s.expiresAt);
-      return c.redirect("/console", 303);
+      return c.redirect(safeNext(next), 303);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       const throttled = err.code === "TOO_MANY_REQUESTS";
-      const error = throttled ? "登录失败次数过多，请 15 分钟后再试" : "机构代码、邮箱或密码不正确";
-      return c.html(renderPage({ title: "登录", body: views.login({ tenant, email, error, hint: opts.demoHint }) }), throttled ? 429 : 401);
+      return loginPage(c, { tenant, email, next, error: throttled ? "login.throttled" : "login.failed" }, throttled ? 429 : 401);
     }
   });
 
@@ -46,18 +80,27 @@ export function consolePages(deps: HttpDeps, throttle: LoginThrottle, opts: { de
 
   app.use("/console/*", authenticate(deps, { allowAnonymous: true }));
   app.use("/console", authenticate(deps, { allowAnonymous: true }));
-  app.get("/console", async (c) => {
-    const p = c.get("principal");
-    if (!p) return c.redirect("/login", 303);
-    let body: string;
-    if (can(p.role, "contacts:read")) {
-      const page = await listContacts({ ctx: c.get("ctx"), input: { limit: 50 } });
-      const contacts = page.items.map((x) => ({ ...x, createdAt: fmt.format(new Date(x.createdAt)), lastEventAt: x.lastEventAt ? fmt.format(new Date(x.lastEventAt)) : "—" }));
-      body = views.home({ contacts, more: page.nextCursor !== null, ownOnly: ownsOnly(p.role), canImport: can(p.role, "contacts:import") });
-    } else {
-      body = views.home({ contacts: [], noAccess: true, roleLabel: ROLE_LABELS[p.role] });
-    }
-    return c.html(renderPage({ title: "工作台", body, principal: p, tenant: p.tenantSlug }));
+
+  const leads = leadPages(tz);
+  // /console is the role's home: a consultant's day, else the overview of what the role may open.
+  app.get("/console", page(tz, null, (p) => {
+    if (homeSection(p.principal.role).key === "workspace") return leads.workspacePage(p);
+    const sections = sectionsFor(p.principal.role)
+      .filter((s) => s.key !== "home")
+      .map((s) => ({ href: s.href, label: p.t(s.label(p.principal.role)), desc: p.t(s.desc) }));
+    return p.html("home", { name: p.principal.name, sections, roleLabel: p.t(`role.${p.principal.role}`) }, { title: p.t("home.title"), section: "home" });
+  }));
+  app.route("/", contactPages(tz));
+  app.route("/", leads.app);
+  app.all("/console/*", page(tz, null, (p) => errorPage(p, 404)));
+
+  // Errors of console pages are pages too (403, 404, a bad link), never problem+json.
+  app.onError((err, c) => {
+    const status = pageStatus(err);
+    if (status === 500) c.get("logger")?.error({ err, route: c.req.path }, "console page failed");
+    const principal = c.get("principal");
+    if (!principal) return htmlResponse(c, `<!doctype html><title>${status}</title><p>${status}</p>`, status);
+    return errorPage(pageOf(c, principal, tz), status);
   });
   return app;
 }

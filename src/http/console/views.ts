@@ -1,47 +1,79 @@
+import { readFileSync } from "node:fs";
 import Handlebars from "handlebars";
+import { assetUrl } from "./assets";
+import type { Locale, MessageKey, Translate } from "./i18n";
 
-/** Console views: server-rendered, HTML-escaped by handlebars, compiled once. */
+/**
+ * Console views: handlebars templates in ./templates (one per page, partials in ./templates/partials),
+ * compiled once on a private instance. `{{x}}` HTML-escapes; the only unescaped output is the page
+ * body inside the layout, itself a rendered template. Not `strict`: page models leave optional
+ * fields out. Strings come from the catalogue through `{{t "key" param=value}}`, whose translator
+ * rides in the render's data frame (so it works inside every block and partial).
+ */
 const hb = Handlebars.create();
+const dir = new URL("./templates/", import.meta.url);
+const source = (name: string) => readFileSync(new URL(`${name}.hbs`, dir), "utf8");
 
-const layout = hb.compile(`<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{title}} · 私域 Siyu</title>
-<style>
-:root{--fg:#1f2329;--muted:#646a73;--line:#dee0e3;--brand:#07c160;--bg:#f5f6f7}
-*{box-sizing:border-box}body{margin:0;font:14px/1.6 -apple-system,"PingFang SC","Microsoft YaHei",sans-serif;color:var(--fg);background:var(--bg)}
-header{background:#fff;border-bottom:1px solid var(--line);padding:10px 24px;display:flex;gap:16px;align-items:center}
-header b{color:var(--brand);font-size:16px}header .sp{flex:1}main{max-width:1100px;margin:24px auto;padding:0 24px}
-.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:20px;margin-bottom:16px}
-table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:8px;border-bottom:1px solid var(--line)}th{color:var(--muted);font-weight:500}
-input{width:100%;padding:8px;border:1px solid var(--line);border-radius:6px;font:inherit}label{display:block;margin:12px 0 4px;color:var(--muted)}
-button{background:var(--brand);color:#fff;border:0;border-radius:6px;padding:8px 16px;font:inherit;cursor:pointer}button.link{background:none;color:var(--muted);padding:0}
-.err{color:#d83931;margin:8px 0}.muted{color:var(--muted)}.empty{text-align:center;color:var(--muted);padding:32px}
-.login{max-width:380px;margin:80px auto}
-</style></head><body>
-{{#if principal}}<header><b>私域 Siyu</b><span>{{tenant}}</span><span class="sp"></span><span>{{principal.name}} · {{roleLabel}}</span>
-<a href="/docs">API</a><form method="post" action="/logout" style="margin:0"><button class="link">退出</button></form></header>{{/if}}
-<main>{{{body}}}</main></body></html>`);
+export const VIEWS = ["login", "home", "error", "contacts", "contact", "workspace", "lead"] as const;
+export type ViewName = (typeof VIEWS)[number];
+export const PARTIALS = ["lang-switch", "field-error", "timeline", "sla"] as const;
 
-const login = hb.compile(`<div class="card login"><h2>登录 私域 Siyu</h2>
-{{#if error}}<p class="err" role="alert">{{error}}</p>{{/if}}
-<form method="post" action="/login">
-<label for="tenant">机构代码</label><input id="tenant" name="tenant" value="{{tenant}}" required>
-<label for="email">邮箱</label><input id="email" name="email" type="email" value="{{email}}" autocomplete="username" required>
-<label for="password">密码</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<p><button type="submit">登录</button></p></form>
-{{#if hint}}<p class="muted">{{hint}}</p>{{/if}}</div>`);
+hb.registerHelper("t", function (this: unknown, key: string, options: Handlebars.HelperOptions) {
+  const t = (options.data as { t?: Translate } | undefined)?.t;
+  if (!t) throw new Error("the t helper needs a translator in the render data");
+  return t(key as MessageKey, options.hash as Record<string, unknown>);
+});
+for (const name of PARTIALS) hb.registerPartial(name, source(`partials/${name}`));
 
-const home = hb.compile(`{{#unless noAccess}}<div class="card"><h2>{{#if ownOnly}}我的客户{{else}}客户{{/if}}</h2>
-{{#if contacts.length}}<table><thead><tr><th>姓名</th><th>手机</th><th>来源</th><th>最近互动</th><th>添加时间</th></tr></thead><tbody>
-{{#each contacts}}<tr><td>{{#if name}}{{name}}{{else}}<span class="muted">未命名</span>{{/if}}</td><td>{{phone}}</td><td>{{source}}</td><td>{{lastEventAt}}</td><td>{{createdAt}}</td></tr>{{/each}}
-</tbody></table>{{#if more}}<p class="muted">只显示最新 {{contacts.length}} 位；完整列表与筛选见 API <code>GET /v1/contacts</code>。</p>{{/if}}
-{{else}}<p class="empty">还没有客户。{{#if canImport}}可以通过 <code>npx siyu import-contacts 文件.csv</code> 导入，或在企业微信添加客户后自动同步。{{else}}客户分配给你后会出现在这里。{{/if}}</p>{{/if}}</div>{{/unless}}
-{{#if noAccess}}<div class="card"><p class="empty">你的角色（{{roleLabel}}）在这里没有客户视图；审核队列将在内容审核上线后显示。</p></div>{{/if}}`);
+const layout = hb.compile(source("layout"));
+const templates = Object.fromEntries(VIEWS.map((v) => [v, hb.compile(source(v))])) as Record<ViewName, Handlebars.TemplateDelegate>;
 
-export const ROLE_LABELS: Record<string, string> = { admin: "管理员", marketing: "运营", consultant: "咨询师", reviewer: "合规审核" };
-
-export function renderPage(opts: { title: string; body: string; principal?: { name: string; role: string } | undefined; tenant?: string | undefined }): string {
-  return layout({ ...opts, roleLabel: opts.principal ? ROLE_LABELS[opts.principal.role] : undefined });
+export interface NavItem {
+  key: string;
+  href: string;
+  label: string;
+  current: boolean;
 }
 
-export const views = { login, home };
+export interface Shell {
+  locale: Locale;
+  t: Translate;
+  title: string;
+  /** The current path and query, for the language links. */
+  url: URL;
+  principal?: { name: string; role: string } | undefined;
+  tenant?: string | undefined;
+  nav?: NavItem[] | undefined;
+}
+
+/** A whole HTML page: `view` rendered with `model`, inside the layout. */
+export function renderPage(view: ViewName, model: object, shell: Shell): string {
+  const options = { data: { t: shell.t } };
+  const body = templates[view](model, options);
+  return layout(
+    {
+      ...shell,
+      body,
+      roleLabel: shell.principal ? shell.t(`role.${shell.principal.role}` as MessageKey) : undefined,
+      assets: { css: assetUrl("console.css"), js: assetUrl("console.js") },
+      languages: (["zh-CN", "en"] as const).map((code) => ({ code, label: shell.t(`lang.${code}`), href: withQuery(shell.url, { lang: code }), current: code === shell.locale })),
+    },
+    options,
+  );
+}
+
+/** The URL's path and query with `params` set (undefined or "" removes one). */
+export function withQuery(url: URL, params: Record<string, string | undefined>): string {
+  const q = new URLSearchParams(url.search);
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === "") q.delete(k);
+    else q.set(k, v);
+  }
+  const s = q.toString();
+  return s ? `${url.pathname}?${s}` : url.pathname;
+}
+
+/** Template sources, for the catalogue test (every `{{t "key"}}` must exist). */
+export function templateSources(): Record<string, string> {
+  return Object.fromEntries([...VIEWS, "layout", ...PARTIALS.map((p) => `partials/${p}`)].map((n) => [n, source(n)]));
+}

@@ -1,0 +1,40 @@
+import { can, ownsOnly, type Permission, type Role } from "../../domain/auth/permissions";
+import type { MessageKey, Translate } from "./i18n";
+import type { NavItem } from "./views";
+
+/**
+ * The console's sections: the left nav and the overview tiles. A role sees a section when it
+ * holds the section's permission (the same one the API routes and services check), so the nav
+ * never offers a page that would answer 403. Add a page: add its section here.
+ */
+export interface Section {
+  key: string;
+  href: string;
+  /** null: every signed-in role. */
+  permission: Permission | null;
+  label: (role: Role) => MessageKey;
+  desc: MessageKey;
+  /** Roles for which /console is this section (their home), so no separate overview item. */
+  homeOf?: Role[];
+}
+
+export const SECTIONS: readonly Section[] = [
+  { key: "home", href: "/console", permission: null, label: () => "nav.home", desc: "nav.home.desc" },
+  { key: "workspace", href: "/console/workspace", permission: "leads:read", label: () => "nav.workspace", desc: "nav.workspace.desc", homeOf: ["consultant"] },
+  { key: "contacts", href: "/console/contacts", permission: "contacts:read", label: (r) => (ownsOnly(r) ? "nav.contacts.own" : "nav.contacts"), desc: "nav.contacts.desc" },
+];
+
+/** The section /console shows to this role. */
+export function homeSection(role: Role): Section {
+  return SECTIONS.find((s) => s.homeOf?.includes(role)) ?? SECTIONS[0]!;
+}
+
+/** The sections this role may open, in nav order (the overview only when it is the role's home). */
+export function sectionsFor(role: Role): Section[] {
+  const home = homeSection(role);
+  return SECTIONS.filter((s) => (s.key === "home" ? home.key === "home" : s.permission === null || can(role, s.permission)));
+}
+
+export function navFor(role: Role, t: Translate, current: string | undefined): NavItem[] {
+  return sectionsFor(role).map((s) => ({ key: s.key, href: s.href, label: t(s.label(role)), current: s.key === current }));
+}
