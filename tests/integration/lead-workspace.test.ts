@@ -118,8 +118,13 @@ describe("consultant workspace: attempts, outcomes, timeline, my day", () => {
       const [l] = await t.rt.deps.db.select().from(leads).where(eq(leads.id, lead.id));
       return l && l.signals >= 2 ? l : null;
     }, { what: "the lead raised by the appointment" });
-    expect(raised.signalScore).toBeGreaterThan(lead.signalScore);
+    // Raised in bulk by the events worker: one more signal, the appointment rule's 25 points, audited.
+    expect(raised).toMatchObject({ signals: 2, signalScore: lead.signalScore + 25 });
+    expect(raised.lastSignalAt.getTime()).toBeGreaterThanOrEqual(lead.lastSignalAt.getTime());
     expect(await t.rt.deps.db.select().from(leads).where(eq(leads.contactId, c.body.id))).toHaveLength(1);
+    const signalled = await t.rt.deps.db.select().from(auditLog).where(and(eq(auditLog.tenantId, tenant.id), eq(auditLog.action, "lead.signal"), eq(auditLog.entityId, lead.id)));
+    expect(signalled).toHaveLength(1);
+    expect(signalled[0]!.after).toMatchObject({ source: "appointment", score: 25 });
   });
 
   it("regrades an open lead when the tags its grade reads change (engagement rises to 高)", async () => {

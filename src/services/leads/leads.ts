@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
-import type { Tx } from "../../db/client";
+import { rowsOf, type Tx } from "../../db/client";
 import { clinics, contacts, leadAssignments, leadGradeChanges, leads, leadSettings, staff } from "../../db/schema/index";
 import { ownsOnly } from "../../domain/auth/permissions";
 import { LeadConfig } from "../../domain/leads/config";
@@ -202,6 +202,51 @@ export async function signalLead({ ctx, input, direct }: { ctx: Ctx; input: unkn
   });
   const [v] = await loadViews(ctx, eq(leads.id, id));
   return { lead: view(v!), created };
+}
+
+/**
+ * Signals for contacts whose lead is already open, as the events worker raises them in bulk: one
+ * update of the leads' signals and scores, a regrade of each from the tags the caller just wrote
+ * (no query per lead for tags or settings), one audit insert. The caller holds the contacts' row
+ * locks (the events batch), so nothing else moves these leads meanwhile. Returns the contacts whose
+ * open lead was raised; the others' signals go through signalLead (they open a lead and route it).
+ */
+export async function raiseOpenLeads(tx: Tx, ctx: Ctx, signals: readonly { contactId: string; source: string; sourceRef: string; need?: string | undefined; score?: number | undefined }[], tagsOf: (contactId: string) => Record<string, string[]>): Promise<Set<string>> {
+  if (!signals.length) return new Set();
+  const open = await tx.select().from(leads).where(and(eq(leads.tenantId, ctx.tenantId), inArray(leads.contactId, [...new Set(signals.map((s) => s.contactId))]), eq(leads.status, "open")));
+  if (!open.length) return new Set();
+  const byContact = new Map(open.map((l) => [l.contactId, l]));
+  const now = ctx.deps.now();
+  const sums = new Map<string, { n: number; score: number; need: string | null }>();
+  const entries: Parameters<typeof audit>[2] = [];
+  for (const s of signals) {
+    const lead = byContact.get(s.contactId);
+    if (!lead) continue;
+    const score = SignalInput.shape.score.parse(s.score);
+    const t = sums.get(lead.id) ?? { n: 0, score: 0, need: null };
+    t.n += 1;
+    t.score += score;
+    t.need ??= s.need ?? null;
+    sums.set(lead.id, t);
+    entries.push({ action: "lead.signal", entityType: "lead", entityId: lead.id, after: { source: s.source, sourceRef: s.sourceRef, score } });
+  }
+  const rows = [...sums].map(([id, t]) => ({ id, n: t.n, score: t.score, need: t.need }));
+  const raised = rowsOf<{ id: string }>(
+    await tx.execute(sql`
+      update leads l set signals = l.signals + x.n, signal_score = l.signal_score + x.score, last_signal_at = ${now.toISOString()}::timestamptz,
+        need = coalesce(l.need, x.need), updated_at = ${now.toISOString()}::timestamptz
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(id uuid, n int, score int, need text)
+      where l.tenant_id = ${ctx.tenantId}::uuid and l.id = x.id and l.status = 'open' returning l.id`),
+  ).map((r) => r.id);
+  const configs = new Map<string, Awaited<ReturnType<typeof leadConfig>>>();
+  const fresh = await tx.select().from(leads).where(and(eq(leads.tenantId, ctx.tenantId), inArray(leads.id, raised)));
+  for (const lead of fresh) {
+    let config = configs.get(lead.clinicId ?? "");
+    if (!config) configs.set(lead.clinicId ?? "", (config = await leadConfig(tx, ctx.tenantId, lead.clinicId)));
+    await regrade(tx, ctx, lead, config, tagsOf(lead.contactId));
+  }
+  await audit(tx, ctx, entries);
+  return new Set(fresh.map((l) => l.contactId));
 }
 
 async function isActiveConsultant(tx: Tx, ctx: Ctx, staffId: string): Promise<boolean> {

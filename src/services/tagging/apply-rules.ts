@@ -4,7 +4,7 @@ import { contacts, contactTags, events, tagGroups, tagHistory, tags } from "../.
 import { evaluate, type ContactFacts, type EvalTrigger, type EventFact, type TagChange } from "../../domain/tagging/evaluate";
 import type { Ctx } from "../context";
 import { activeRules } from "./rule-set";
-import { signalLead } from "../leads/leads";
+import { raiseOpenLeads, signalLead } from "../leads/leads";
 import { GRADE_GROUPS, regradeLeadsOf } from "../leads/regrade";
 import { NotFoundError } from "../../errors";
 import { enrollContact } from "../calendars/enrollment";
@@ -155,21 +155,36 @@ interface LeadSignal {
  */
 async function openRuleLeads(tx: Tx, ctx: Ctx, signals: LeadSignal[], tagsBefore: Map<string, Record<string, string[]>>, changes: Map<string, TagChange[]>): Promise<void> {
   const seen = new Set<string>();
+  const inputs: { contactId: string; source: string; sourceRef: string; need?: string; score?: number }[] = [];
   for (const s of signals) {
     const key = `${s.contactId} ${s.ruleId}`;
     if (seen.has(key)) continue;
     seen.add(key);
     const needs = [...(tagsBefore.get(s.contactId)?.need ?? []), ...(changes.get(s.contactId) ?? []).filter((c) => c.group === "need" && c.action === "add").map((c) => c.tag)];
+    inputs.push({ contactId: s.contactId, source: s.source, sourceRef: `rule:${s.ruleId}:${s.eventType}`.slice(0, 200), ...(needs.length ? { need: needs[needs.length - 1]! } : {}), ...(s.score !== undefined ? { score: s.score } : {}) });
+  }
+  // Contacts with an open lead (most signals, once a contact has one) are raised in bulk; the
+  // others open a lead one by one (grading, routing under the tenant's lead lock).
+  const raised = await raiseOpenLeads(tx, ctx, inputs, (contactId) => tagsAfter(tagsBefore.get(contactId) ?? {}, changes.get(contactId) ?? []));
+  for (const input of inputs) {
+    if (raised.has(input.contactId)) continue;
     try {
-      await signalLead({
-        ctx: { ...ctx, tx },
-        input: { contactId: s.contactId, source: s.source, sourceRef: `rule:${s.ruleId}:${s.eventType}`.slice(0, 200), ...(needs.length ? { need: needs[needs.length - 1] } : {}), ...(s.score !== undefined ? { score: s.score } : {}) },
-      });
+      await signalLead({ ctx: { ...ctx, tx }, input });
     } catch (err) {
       // A contact deleted by these very events opens no lead; anything else fails the batch (and is retried).
       if (!(err instanceof NotFoundError)) throw err;
     }
   }
+}
+
+/** A contact's tags after a batch: the tags before, with the batch's changes applied. */
+function tagsAfter(before: Record<string, string[]>, changes: readonly TagChange[]): Record<string, string[]> {
+  const out: Record<string, string[]> = Object.fromEntries(Object.entries(before).map(([g, t]) => [g, [...t]]));
+  for (const c of changes) {
+    const list = out[c.group] ?? [];
+    out[c.group] = c.action === "add" ? (list.includes(c.tag) ? list : [...list, c.tag]) : list.filter((t) => t !== c.tag);
+  }
+  return out;
 }
 
 function netChanges(before: Record<string, string[]>, after: Record<string, string[]>, last: Map<string, { ruleId: string; eventId: string | null }>): (TagChange & { eventId: string | null })[] {
