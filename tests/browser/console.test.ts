@@ -1,5 +1,7 @@
 import type { Page } from "playwright-core";
+import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { alertEpisodes, alertRules } from "../../src/db/schema/index";
 import type { StaffKey } from "../helpers/factories";
 import { PHONE, startConsole, type ConsoleHarness } from "./helpers";
 
@@ -18,9 +20,9 @@ const noHorizontalScroll = (page: Page) => page.evaluate("document.documentEleme
 
 describe("console: sign-in, nav and role isolation", () => {
   const expected: [StaffKey, string, string[]][] = [
-    ["admin", "管理员", ["home", "workspace", "contacts"]],
-    ["manager", "顾问主管", ["home", "workspace", "contacts"]],
-    ["marketing", "运营", ["home", "contacts"]],
+    ["admin", "管理员", ["home", "workspace", "dashboard", "contacts"]],
+    ["manager", "顾问主管", ["home", "workspace", "dashboard", "contacts"]],
+    ["marketing", "运营", ["home", "dashboard", "contacts"]],
     ["consultant", "咨询师", ["workspace", "contacts"]],
     ["reviewer", "合规审核", ["home"]],
   ];
@@ -293,5 +295,42 @@ describe("console: language and small screens", () => {
     expect(await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")).not.toBe("none");
     await page.keyboard.press("Enter");
     expect(await page.evaluate("document.activeElement && document.activeElement.id")).toBe("main");
+  });
+});
+
+describe("console: the manager's dashboard", () => {
+  it("shows the funnel, open alerts (acknowledged from the page), daily deal rate and scorecards; consultants get 403", async () => {
+    // An open episode of the tenant's default 成交率 rule (new tenants start with the default alert rules).
+    const db = h.rt.rt.deps.db;
+    const [rule] = await db.select().from(alertRules).where(and(eq(alertRules.tenantId, h.tenant.id), eq(alertRules.metric, "deal_rate")));
+    expect(rule).toBeDefined();
+    await db.insert(alertEpisodes).values({ tenantId: h.tenant.id, ruleId: rule!.id, scopeKey: "all", value: 0.2, baseline: 0.5 });
+
+    const page = await h.newPage();
+    await h.signIn(page, "manager");
+    await page.locator("nav#sidenav [data-nav=dashboard]").click();
+    await expect.poll(() => page.locator("h1").textContent()).toBe("数据看板");
+    expect(await page.locator("nav#sidenav [aria-current=page]").getAttribute("data-nav")).toBe("dashboard");
+    const tiles = await page.getByTestId("tiles").textContent();
+    for (const label of ["上门率", "成交率", "回访率", "二开率", "转介绍率", "NPS", "净收入", "超时率"]) expect(tiles).toContain(label);
+    expect(await page.locator("svg.funnel").count()).toBe(1);
+    const alerts = page.getByTestId("alerts");
+    expect(await alerts.textContent()).toContain(rule!.name);
+    expect(await page.locator(".badge.danger").textContent()).toBe("1");
+    expect(await page.getByTestId("scorecards").textContent()).toContain("consultant");
+    await h.screenshot(page, "dashboard");
+
+    await alerts.getByRole("button", { name: "确认处理" }).click();
+    await expect.poll(() => alerts.textContent()).toContain("已确认");
+    expect(await alerts.getByRole("button", { name: "确认处理" }).count()).toBe(0);
+    const [ep] = await db.select().from(alertEpisodes).where(eq(alertEpisodes.ruleId, rule!.id));
+    expect(ep!.ackedAt).not.toBeNull();
+
+    await page.goto("/console/dashboard?days=7");
+    expect(await page.locator(".ranges [aria-current=page]").textContent()).toBe("近 7 天");
+
+    const consultant = await h.newPage();
+    await h.signIn(consultant, "consultant");
+    expect((await consultant.goto("/console/dashboard"))?.status()).toBe(403);
   });
 });

@@ -235,8 +235,10 @@ describe("attribution", () => {
     const backwards = await client(t.app, tenant.tokens.manager).get(`/v1/attribution?from=2026-03-10&to=2026-03-01`);
     expect(backwards.status).toBe(422);
     expect(backwards.body.errors[0].field).toBe("from");
-    // Local dates are whole days of the tenant's time zone; another tenant sees none of this one's conversions.
-    const days = await client(t.app, tenant.tokens.manager).get(`/v1/attribution?from=2026-01-01&to=2026-01-01`);
+    // Local dates are days of the tenant's time zone, `to` excluded as in /v1/metrics; another tenant sees none of this one's conversions.
+    const empty = await client(t.app, tenant.tokens.manager).get(`/v1/attribution?from=2026-01-01&to=2026-01-01`);
+    expect(empty.status).toBe(422);
+    const days = await client(t.app, tenant.tokens.manager).get(`/v1/attribution?from=2026-01-01&to=2026-01-02`);
     expect(days.body).toMatchObject({ from: "2025-12-31T16:00:00.000Z", to: "2026-01-01T16:00:00.000Z" });
     const other = await createTestTenant(t.rt.deps);
     const foreign = await client(t.app, other.tokens.admin).get(`/v1/attribution?${period()}&by=entry`);

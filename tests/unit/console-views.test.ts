@@ -39,6 +39,6 @@ describe("console views and catalogue", () => {
 
   it("the nav of each role offers exactly the sections its permissions allow", () => {
     const got = Object.fromEntries(ROLES.map((r) => [r, sectionsFor(r).map((s) => s.key)]));
-    expect(got).toEqual({ admin: ["home", "workspace", "contacts"], manager: ["home", "workspace", "contacts"], marketing: ["home", "contacts"], consultant: ["workspace", "contacts"], reviewer: ["home"] });
+    expect(got).toEqual({ admin: ["home", "workspace", "dashboard", "contacts"], manager: ["home", "workspace", "dashboard", "contacts"], marketing: ["home", "dashboard", "contacts"], consultant: ["workspace", "contacts"], reviewer: ["home"] });
   });
 });

@@ -21,6 +21,7 @@ export interface Section {
 export const SECTIONS: readonly Section[] = [
   { key: "home", href: "/console", permission: null, label: () => "nav.home", desc: "nav.home.desc" },
   { key: "workspace", href: "/console/workspace", permission: "leads:read", label: () => "nav.workspace", desc: "nav.workspace.desc", homeOf: ["consultant"] },
+  { key: "dashboard", href: "/console/dashboard", permission: "metrics:read", label: () => "nav.dashboard", desc: "nav.dashboard.desc" },
   { key: "contacts", href: "/console/contacts", permission: "contacts:read", label: (r) => (ownsOnly(r) ? "nav.contacts.own" : "nav.contacts"), desc: "nav.contacts.desc" },
 ];
 

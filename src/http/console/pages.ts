@@ -8,6 +8,7 @@ import { setSessionCookie, throttledSignIn } from "../routes/auth";
 import type { AppEnv, HttpDeps } from "../types";
 import { assetRoutes } from "./assets";
 import { contactPages } from "./contacts";
+import { dashboardPages } from "./dashboard";
 import { isLocale, LANG_COOKIE, translator, type MessageKey } from "./i18n";
 import { errorPage, htmlResponse, localeOf, page, pageOf, pageStatus, shell } from "./kit";
 import { leadPages } from "./leads";
@@ -91,6 +92,7 @@ export function consolePages(deps: HttpDeps, throttle: LoginThrottle, opts: { de
     return p.html("home", { name: p.principal.name, sections, roleLabel: p.t(`role.${p.principal.role}`) }, { title: p.t("home.title"), section: "home" });
   }));
   app.route("/", contactPages(tz));
+  app.route("/", dashboardPages(tz));
   app.route("/", leads.app);
   app.all("/console/*", page(tz, null, (p) => errorPage(p, 404)));
 

@@ -14,7 +14,7 @@ const hb = Handlebars.create();
 const dir = new URL("./templates/", import.meta.url);
 const source = (name: string) => readFileSync(new URL(`${name}.hbs`, dir), "utf8");
 
-export const VIEWS = ["login", "home", "error", "contacts", "contact", "workspace", "lead"] as const;
+export const VIEWS = ["login", "home", "error", "contacts", "contact", "workspace", "lead", "dashboard"] as const;
 export type ViewName = (typeof VIEWS)[number];
 export const PARTIALS = ["lang-switch", "field-error", "timeline", "sla"] as const;
 

@@ -36,7 +36,7 @@ export const AttributionInput = z
   .object({
     /** A local date (YYYY-MM-DD, the tenant's time zone) or an ISO date-time; default 30 days before `to`. */
     from: instantOrDate.optional(),
-    /** A local date (that whole day included) or an ISO date-time (excluded); default now. */
+    /** A local date (from its start) or an ISO date-time, excluded either way (as in /v1/metrics); default now. */
     to: instantOrDate.optional(),
     model: z.enum(ATTRIBUTION_MODELS).default("last_touch"),
     by: z.enum(ATTRIBUTION_BY).default("entry"),
@@ -200,9 +200,9 @@ function credit(model: AttributionModel, r: { lt: number; ln: number; lt_rev: nu
   return model === "last_touch" ? { conversions: r4(Number(r.lt)), revenue: r2(Number(r.lt_rev)) } : { conversions: r4(Number(r.ln)), revenue: r2(Number(r.ln_rev)) };
 }
 
-/** The period's instants: local dates are whole days in the tenant's time zone (`to` included). */
+/** The period's instants: local dates are days in the tenant's time zone, `to` excluded as in /v1/metrics. */
 function period(input: AttributionInput, timeZone: string, now: Date): { from: Date; to: Date } {
-  const to = input.to === undefined ? now : input.to.length === 10 ? localDayBounds(input.to, timeZone).end : new Date(input.to);
+  const to = input.to === undefined ? now : input.to.length === 10 ? localDayBounds(input.to, timeZone).start : new Date(input.to);
   const from = input.from === undefined ? new Date(to.getTime() - 30 * 86_400_000) : input.from.length === 10 ? localDayBounds(input.from, timeZone).start : new Date(input.from);
   if (from >= to) throw new ValidationError([{ field: "from", message: "must be before to" }]);
   if (to.getTime() - from.getTime() > 367 * 86_400_000) throw new ValidationError([{ field: "from", message: "the period is at most 366 days" }]);

@@ -290,13 +290,11 @@ function dims(plan: Plan, src: Src): { joins: SQL; conds: SQL; key: SQL; bucket:
       key = sql`coalesce(${src.channel}, '')`;
       break;
     case "segment":
-      // One row per segment the contact is in now (a contact may be in several).
-      joins.push(
-        sql`cross join lateral (${sql.join(
-          plan.segments.map((g) => sql`select ${g.id}::text as k where c.deleted_at is null and ${g.where}`),
-          sql` union all `,
-        )}) sg`,
-      );
+      // One row per segment the contact is in now (a contact may be in several): a join with the
+      // list of segments, each pair kept when the contact meets that segment's condition (a plain
+      // join and filter: a lateral subquery per row cost seconds at a million contacts).
+      joins.push(sql`cross join (values ${sql.join(plan.segments.map((g) => sql`(${g.id}::text)`), sql`, `)}) sg(k)`);
+      conds.push(sql`c.deleted_at is null and (case sg.k ${sql.join(plan.segments.map((g) => sql`when ${g.id}::text then (${g.where})`), sql` `)} else false end)`);
       key = sql`sg.k`;
       break;
     case "calendar":
