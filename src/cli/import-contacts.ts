@@ -115,14 +115,16 @@ export async function importContactsCommand(file: string, o: { url?: string; tok
   bar.stop();
   const secs = (Date.now() - started) / 1000;
   process.stdout.write(`${sum.total} rows in ${secs.toFixed(1)} s: ${sum.created} created, ${sum.updated} updated, ${sum.skipped} skipped, ${sum.failed} failed${sum.leads ? `, ${sum.leads} leads` : ""}\n`);
-  if (sum.errors.length) {
-    const out = o.errors ?? `${file}.errors.csv`;
-    const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    writeFileSync(out, ["row,field,message", ...sum.errors.map((e) => `${e.row},${esc(e.field)},${esc(e.message)}`)].join("\n") + "\n");
-    for (const e of sum.errors.slice(0, 10)) process.stdout.write(`  line ${e.row}: ${e.field} ${e.message}\n`);
-    if (sum.errors.length > 10) process.stdout.write(`  … ${sum.errors.length - 10} more\n`);
-    process.stdout.write(`Every failing row is listed in ${out}\n`);
-    return 1;
-  }
-  return 0;
+  return reportRowErrors(sum.errors, o.errors ?? `${file}.errors.csv`);
+}
+
+/** Failing rows: the first ten on stdout, all of them in an errors CSV. Exit code 1 when any, else 0. */
+export function reportRowErrors(errors: readonly { row: number; field: string; message: string }[], out: string): number {
+  if (!errors.length) return 0;
+  const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  writeFileSync(out, ["row,field,message", ...errors.map((e) => `${e.row},${esc(e.field)},${esc(e.message)}`)].join("\n") + "\n");
+  for (const e of errors.slice(0, 10)) process.stdout.write(`  line ${e.row}: ${e.field} ${e.message}\n`);
+  if (errors.length > 10) process.stdout.write(`  … ${errors.length - 10} more\n`);
+  process.stdout.write(`Every failing row is listed in ${out}\n`);
+  return 1;
 }

@@ -1,6 +1,5 @@
-import { writeFileSync } from "node:fs";
 import { Presets, SingleBar } from "cli-progress";
-import { prepareCsvUpload } from "./import-contacts";
+import { prepareCsvUpload, reportRowErrors } from "./import-contacts";
 
 interface Report {
   total: number;
@@ -52,14 +51,5 @@ export async function importConversionsCommand(file: string, o: { url?: string; 
   const kinds = Object.entries(sum.byType).map(([type, n]) => `${TYPE_NAMES[type] ?? type} ${n}`).join("、");
   process.stdout.write(`${sum.total} rows in ${secs.toFixed(1)} s: ${sum.imported} imported${kinds ? ` (${kinds})` : ""}, ${sum.duplicates} already there, ${sum.failed} failed\n`);
   if (ignored.length) process.stdout.write(`columns ignored (not known): ${ignored.join(", ")}\n`);
-  if (sum.errors.length) {
-    const out = o.errors ?? `${file}.errors.csv`;
-    const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    writeFileSync(out, ["row,field,message", ...sum.errors.map((e) => `${e.row},${esc(e.field)},${esc(e.message)}`)].join("\n") + "\n");
-    for (const e of sum.errors.slice(0, 10)) process.stdout.write(`  line ${e.row}: ${e.field} ${e.message}\n`);
-    if (sum.errors.length > 10) process.stdout.write(`  … ${sum.errors.length - 10} more\n`);
-    process.stdout.write(`Every failing row is listed in ${out}\n`);
-    return 1;
-  }
-  return 0;
+  return reportRowErrors(sum.errors, o.errors ?? `${file}.errors.csv`);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { addDays, followUpDueAt, followUpWanted, isSurveyToken, npsCategory, parseScore } from "../../src/domain/analytics/follow-ups";
+import { addDays } from "../../src/domain/delivery/schedule";
+import { followUpDueAt, followUpWanted, isSurveyToken, npsCategory, parseScore } from "../../src/domain/analytics/follow-ups";
 import { analyticsSettingsOf, AnalyticsSettings, DEFAULT_ANALYTICS_SETTINGS } from "../../src/domain/analytics/settings";
 
 describe("follow-up due time", () => {

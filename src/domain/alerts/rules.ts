@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { addDays } from "../delivery/schedule";
 
 /**
  * Anomaly alert rules (数据异常预警): which metric, which test, over which scope. Pure: the windows a
@@ -150,10 +151,6 @@ export function localNow(now: Date, timeZone: string): LocalNow {
   return { date: `${get("year")}-${get("month")}-${get("day")}`, time: `${get("hour")}:${get("minute")}:${get("second")}` };
 }
 
-export function addDays(date: string, days: number): string {
-  const [y, m, d] = date.split("-").map(Number);
-  return new Date(Date.UTC(y!, m! - 1, d! + days)).toISOString().slice(0, 10);
-}
 
 /** The windows a rule needs, relative to the local day and time now. */
 export function windowsFor(metric: AlertMetric, c: AlertCondition, now: LocalNow): Window[] {

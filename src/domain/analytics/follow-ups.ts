@@ -1,5 +1,4 @@
-import { atLocalTime } from "../conversions/csv";
-import { minutesOf } from "../leads/route";
+import { addDays, zonedInstant } from "../delivery/schedule";
 import { localDate } from "../leads/sop";
 
 /** Post-visit follow-ups (回访) are due at this local time of their day. */
@@ -8,18 +7,12 @@ export const FOLLOW_UP_AT = "10:00";
 /** A follow-up that would be overdue by more than this at birth (an old visit imported late) is not made. */
 export const STALE_FOLLOW_UP_DAYS = 7;
 
-/** `date` (YYYY-MM-DD) plus `days` calendar days. */
-export function addDays(date: string, days: number): string {
-  const [y, m, d] = date.split("-").map(Number);
-  return new Date(Date.UTC(y!, m! - 1, d! + days)).toISOString().slice(0, 10);
-}
-
 /**
  * When a visit's follow-up is due: `days` local days after the visit's local day, at `at` (10:00)
  * in the tenant's time zone. On a daylight-saving change the wall clock still reads `at`.
  */
 export function followUpDueAt(visitAt: Date, days: number, timeZone: string, at: string = FOLLOW_UP_AT): Date {
-  return atLocalTime(addDays(localDate(visitAt, timeZone), days), minutesOf(at), timeZone);
+  return zonedInstant(addDays(localDate(visitAt, timeZone), days), at, timeZone);
 }
 
 /** Whether a follow-up due at `dueAt` is worth making at `now` (not long overdue before it exists). */

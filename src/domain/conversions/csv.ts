@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { normalizePhone } from "../pii/phone";
-import { localTime } from "../leads/route";
-import { localDayBounds } from "../leads/sop";
+import { zonedInstant } from "../delivery/schedule";
 
 /**
  * Conversion records from a CSV file (an HIS or spreadsheet export): one row per appointment,
@@ -109,18 +108,7 @@ export function parseLocalDateTime(v: string, timeZone: string): Date | null {
   const probe = new Date(`${date}T00:00:00Z`);
   if (Number.isNaN(probe.getTime()) || probe.toISOString().slice(0, 10) !== date) return null;
   if (Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) return null;
-  return atLocalTime(date, Number(h) * 60 + Number(mi), timeZone, Number(sec));
-}
-
-/** The instant a local wall clock reads `minutes` after midnight on `date` (YYYY-MM-DD) in a time zone. */
-export function atLocalTime(date: string, minutes: number, timeZone: string, seconds = 0): Date {
-  const { start } = localDayBounds(date, timeZone);
-  let t = new Date(start.getTime() + minutes * 60_000);
-  let drift = localTime(t, timeZone).minutes - minutes;
-  if (drift > 720) drift -= 1440;
-  if (drift < -720) drift += 1440;
-  if (drift !== 0) t = new Date(t.getTime() - drift * 60_000);
-  return new Date(t.getTime() + seconds * 1000);
+  return new Date(zonedInstant(date, `${h!.padStart(2, "0")}:${mi!.padStart(2, "0")}`, timeZone).getTime() + Number(sec) * 1000);
 }
 
 /** How the row names its contact: contactId, phone or externalUserId columns, or `contact` (an id, a phone, else an external id). */

@@ -1,26 +1,18 @@
 import { Hono } from "hono";
 import { can } from "../../domain/auth/permissions";
+import { addDays } from "../../domain/delivery/schedule";
+import { localDate } from "../../domain/leads/sop";
 import { acknowledgeAlert, listAlerts } from "../../services/alerts/episodes";
 import { tenantTimeZone } from "../../services/leads/internal";
 import { metricsFunnel } from "../../services/metrics/funnel";
 import { metricsScorecards } from "../../services/metrics/scorecards";
 import { metricsTrends } from "../../services/metrics/trends";
 import type { Rate } from "../../services/metrics/schemas";
+import { escapeHtml } from "../html";
 import type { AppEnv } from "../types";
 import { page, type Page } from "./kit";
 
 export const DASHBOARD_DAYS = [7, 30, 90] as const;
-
-/** YYYY-MM-DD of a moment in a time zone. */
-function localDay(at: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(at);
-}
-
-function addDays(day: string, n: number): string {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + n);
-  return d.toISOString().slice(0, 10);
-}
 
 const pct = (r: Rate) => (r.value === null ? "—" : `${(r.value * 100).toFixed(1)}%`);
 const money = (n: number) => `¥${Math.round(n).toLocaleString("zh-CN")}`;
@@ -32,15 +24,14 @@ const money = (n: number) => `¥${Math.round(n).toLocaleString("zh-CN")}`;
 export function funnelSvg(stages: { label: string; value: number; rate?: string }[]): string {
   const max = Math.max(1, ...stages.map((s) => s.value));
   const rowH = 36;
-  const esc = (s: string) => s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
   const rows = stages
     .map((s, i) => {
       const w = Math.max(2, Math.round((s.value / max) * 300));
       const y = i * rowH;
-      return `<g transform="translate(0 ${y})"><text x="0" y="22" class="fl">${esc(s.label)}</text><rect x="90" y="6" width="${w}" height="24" rx="4" class="fb"/><text x="${96 + w}" y="23" class="fv">${s.value.toLocaleString("zh-CN")}${s.rate ? ` · ${esc(s.rate)}` : ""}</text></g>`;
+      return `<g transform="translate(0 ${y})"><text x="0" y="22" class="fl">${escapeHtml(s.label)}</text><rect x="90" y="6" width="${w}" height="24" rx="4" class="fb"/><text x="${96 + w}" y="23" class="fv">${s.value.toLocaleString("zh-CN")}${s.rate ? ` · ${escapeHtml(s.rate)}` : ""}</text></g>`;
     })
     .join("");
-  return `<svg class="funnel" viewBox="0 0 520 ${stages.length * rowH}" role="img" aria-label="${esc(stages.map((s) => `${s.label} ${s.value}`).join("，"))}">${rows}</svg>`;
+  return `<svg class="funnel" viewBox="0 0 520 ${stages.length * rowH}" role="img" aria-label="${escapeHtml(stages.map((s) => `${s.label} ${s.value}`).join("，"))}">${rows}</svg>`;
 }
 
 /** A rate per day as a line (0-100%), with the days that had nothing to divide left as gaps. */
@@ -75,7 +66,7 @@ export function dashboardPages(timeZone: string) {
     const asked = Number(p.c.req.query("days"));
     const days = (DASHBOARD_DAYS as readonly number[]).includes(asked) ? asked : 30;
     const tz = await tenantTimeZone(p.ctx.deps.db, p.ctx.tenantId);
-    const to = addDays(localDay(p.ctx.deps.now(), tz), 1);
+    const to = addDays(localDate(p.ctx.deps.now(), tz), 1);
     const from = addDays(to, -days);
     const [funnel, trends, alerts, cards] = await Promise.all([
       metricsFunnel({ ctx: p.ctx, input: { from, to } }),

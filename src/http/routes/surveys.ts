@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../../errors";
 import { answerSurvey, findSurvey, SURVEY_COMMENT_MAX } from "../../services/conversions/surveys";
+import { escapeHtml } from "../html";
 import { problem } from "../problem";
 import type { AppEnv, HttpDeps } from "../types";
 import { clientAddress, MinuteLimiter } from "./links";
@@ -12,7 +13,6 @@ import { clientAddress, MinuteLimiter } from "./links";
  * question, POST /s/{token} (a form, or JSON) stores the answer once.
  */
 
-const escape = (s: string) => s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
 
 const STYLE = `body{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;color:#333;margin:0;background:#f7f7f7}
 main{max-width:26rem;margin:0 auto;padding:1.5rem 1rem 2rem}h1{font-size:1.2rem;margin:.5rem 0 1rem;line-height:1.5}p{line-height:1.6;color:#666;margin:.25rem 0}
@@ -30,7 +30,7 @@ button{width:100%;margin-top:1rem;padding:.8rem;border:0;border-radius:8px;backg
 function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escape(title)}</title><style>${STYLE}</style></head>
+<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
 <body><main>${body}</main></body></html>`;
 }
 
@@ -38,15 +38,15 @@ function questionPage(clinicName: string, opts: { error?: string; score?: number
   const radios = Array.from({ length: 11 }, (_, n) => `<input type="radio" name="score" id="s${n}" value="${n}" required${opts.score === n ? " checked" : ""}><label for="s${n}">${n}</label>`).join("");
   return page(
     "满意度调查",
-    `<div class="card"><p>${escape(clinicName)}</p>
+    `<div class="card"><p>${escapeHtml(clinicName)}</p>
 <h1>您有多大可能向朋友推荐我们？</h1>
 <form method="post">
 <p>请选择 0-10 分（0 = 完全不可能，10 = 非常可能）</p>
 <div class="scores" role="radiogroup" aria-label="推荐可能性评分">${radios}</div>
 <div class="ends"><span>完全不可能</span><span>非常可能</span></div>
 <label for="comment"><p>您的意见或建议（选填，${SURVEY_COMMENT_MAX} 字以内）</p></label>
-<textarea id="comment" name="comment" maxlength="${SURVEY_COMMENT_MAX}">${escape(opts.comment ?? "")}</textarea>
-${opts.error ? `<p class="error" role="alert">${escape(opts.error)}</p>` : ""}
+<textarea id="comment" name="comment" maxlength="${SURVEY_COMMENT_MAX}">${escapeHtml(opts.comment ?? "")}</textarea>
+${opts.error ? `<p class="error" role="alert">${escapeHtml(opts.error)}</p>` : ""}
 <button type="submit">提交</button>
 </form></div>`,
   );
