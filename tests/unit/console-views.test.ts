@@ -39,6 +39,12 @@ describe("console views and catalogue", () => {
 
   it("the nav of each role offers exactly the sections its permissions allow", () => {
     const got = Object.fromEntries(ROLES.map((r) => [r, sectionsFor(r).map((s) => s.key)]));
-    expect(got).toEqual({ admin: ["home", "workspace", "dashboard", "contacts"], manager: ["home", "workspace", "dashboard", "contacts"], marketing: ["home", "dashboard", "contacts"], consultant: ["workspace", "contacts"], reviewer: ["home"] });
+    expect(got).toEqual({
+      admin: ["home", "workspace", "followups", "dashboard", "contacts", "rules", "segments", "calendars", "reviews", "sends", "staff", "assignment", "wecom", "sandbox", "queues", "audit"],
+      manager: ["home", "workspace", "followups", "dashboard", "contacts", "calendars", "sends", "assignment"],
+      marketing: ["home", "dashboard", "contacts", "rules", "segments", "calendars", "sends"],
+      consultant: ["workspace", "followups", "pool", "contacts"],
+      reviewer: ["home", "reviews"],
+    });
   });
 });

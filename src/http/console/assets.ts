@@ -1,35 +1,41 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { Hono } from "hono";
 
 /**
- * The console's static files: one stylesheet and one small script, read once at start. Pages
+ * The console's static files (every .css, .js and .svg in ./assets), read once at start. Pages
  * link them as `/assets/NAME?v=HASH`; a request carrying the current hash is cacheable for a
  * year (a new build has a new hash), anything else must revalidate (ETag).
  */
-const TYPES = { "console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8" } as const;
-type AssetName = keyof typeof TYPES;
+const CONTENT_TYPES: Record<string, string> = { ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml" };
+const typeOf = (name: string) => CONTENT_TYPES[name.slice(name.lastIndexOf("."))];
+const dir = new URL("./assets/", import.meta.url);
 
-const assets = Object.fromEntries(
-  (Object.keys(TYPES) as AssetName[]).map((name) => {
-    const body = readFileSync(new URL(`./assets/${name}`, import.meta.url));
-    return [name, { body, hash: createHash("sha256").update(body).digest("hex").slice(0, 12) }];
-  }),
-) as Record<AssetName, { body: Buffer; hash: string }>;
+/** Every .css, .js and .svg file in ./assets, by name. */
+const assets = new Map(
+  readdirSync(dir)
+    .filter((name) => typeOf(name))
+    .map((name) => {
+      const body = readFileSync(new URL(name, dir));
+      return [name, { body, type: typeOf(name)!, hash: createHash("sha256").update(body).digest("hex").slice(0, 12) }] as const;
+    }),
+);
 
-export function assetUrl(name: AssetName): string {
-  return `/assets/${name}?v=${assets[name].hash}`;
+export function assetUrl(name: string): string {
+  const a = assets.get(name);
+  if (!a) throw new Error(`no console asset "${name}" (src/http/console/assets/${name})`);
+  return `/assets/${name}?v=${a.hash}`;
 }
 
 export function assetRoutes() {
   const app = new Hono();
   app.get("/assets/:name", (c) => {
     const name = c.req.param("name");
-    if (!Object.hasOwn(TYPES, name)) return c.text("not found", 404);
-    const a = assets[name as AssetName];
+    const a = assets.get(name);
+    if (!a) return c.text("not found", 404);
     const etag = `"${a.hash}"`;
     const headers = {
-      "content-type": TYPES[name as AssetName],
+      "content-type": a.type,
       etag,
       "cache-control": c.req.query("v") === a.hash ? "public, max-age=31536000, immutable" : "no-cache",
       "x-content-type-options": "nosniff",

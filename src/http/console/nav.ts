@@ -21,8 +21,21 @@ export interface Section {
 export const SECTIONS: readonly Section[] = [
   { key: "home", href: "/console", permission: null, label: () => "nav.home", desc: "nav.home.desc" },
   { key: "workspace", href: "/console/workspace", permission: "leads:read", label: () => "nav.workspace", desc: "nav.workspace.desc", homeOf: ["consultant"] },
+  { key: "followups", href: "/console/follow-ups", permission: "followups:work", label: () => "nav.followups", desc: "nav.followups.desc" },
+  { key: "pool", href: "/console/pool", permission: "leads:claim", label: () => "nav.pool", desc: "nav.pool.desc" },
   { key: "dashboard", href: "/console/dashboard", permission: "metrics:read", label: () => "nav.dashboard", desc: "nav.dashboard.desc" },
   { key: "contacts", href: "/console/contacts", permission: "contacts:read", label: (r) => (ownsOnly(r) ? "nav.contacts.own" : "nav.contacts"), desc: "nav.contacts.desc" },
+  { key: "rules", href: "/console/rules", permission: "rules:read", label: () => "nav.rules", desc: "nav.rules.desc" },
+  { key: "segments", href: "/console/segments", permission: "segments:read", label: () => "nav.segments", desc: "nav.segments.desc" },
+  { key: "calendars", href: "/console/calendars", permission: "calendars:read", label: () => "nav.calendars", desc: "nav.calendars.desc" },
+  { key: "reviews", href: "/console/reviews", permission: "posts:review", label: () => "nav.reviews", desc: "nav.reviews.desc" },
+  { key: "sends", href: "/console/sends", permission: "calendars:read", label: () => "nav.sends", desc: "nav.sends.desc" },
+  { key: "staff", href: "/console/staff", permission: "staff:read", label: () => "nav.staff", desc: "nav.staff.desc" },
+  { key: "assignment", href: "/console/assignment", permission: "leads:settings", label: () => "nav.assignment", desc: "nav.assignment.desc" },
+  { key: "wecom", href: "/console/wecom", permission: "wecom:manage", label: () => "nav.wecom", desc: "nav.wecom.desc" },
+  { key: "sandbox", href: "/console/sandbox", permission: "wecom:manage", label: () => "nav.sandbox", desc: "nav.sandbox.desc" },
+  { key: "queues", href: "/console/queues", permission: "queues:read", label: () => "nav.queues", desc: "nav.queues.desc" },
+  { key: "audit", href: "/console/audit", permission: "audit:read", label: () => "nav.audit", desc: "nav.audit.desc" },
 ];
 
 /** The section /console shows to this role. */

@@ -12,6 +12,11 @@ import { dashboardPages } from "./dashboard";
 import { isLocale, LANG_COOKIE, translator, type MessageKey } from "./i18n";
 import { errorPage, htmlResponse, localeOf, page, pageOf, pageStatus, shell } from "./kit";
 import { leadPages } from "./leads";
+import { marketingPages } from "./marketing";
+import { contentPages } from "./content";
+import { consultantPages } from "./consultant";
+import { adminPages } from "./admin";
+import { sidebarPages } from "./sidebar";
 import { homeSection, sectionsFor } from "./nav";
 import { renderPage, withQuery } from "./views";
 
@@ -30,6 +35,8 @@ export function consolePages(deps: HttpDeps, throttle: LoginThrottle, opts: { de
   const tz = deps.services.config.TIMEZONE;
 
   app.route("/", assetRoutes());
+  // The WeCom chat sidebar signs in on its own (inside WeCom), so it is mounted before the console's.
+  app.route("/", sidebarPages(deps));
 
   // Language: `?lang=en` (or zh-CN) on any console page remembers the choice in a cookie, then
   // shows the same page without the parameter.
@@ -94,6 +101,10 @@ export function consolePages(deps: HttpDeps, throttle: LoginThrottle, opts: { de
   app.route("/", contactPages(tz));
   app.route("/", dashboardPages(tz));
   app.route("/", leads.app);
+  app.route("/", marketingPages(deps));
+  app.route("/", contentPages(deps));
+  app.route("/", consultantPages(deps));
+  app.route("/", adminPages(deps));
   app.all("/console/*", page(tz, null, (p) => errorPage(p, 404)));
 
   // Errors of console pages are pages too (403, 404, a bad link), never problem+json.

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import Handlebars from "handlebars";
 import { assetUrl } from "./assets";
 import type { Locale, MessageKey, Translate } from "./i18n";
@@ -14,9 +14,11 @@ const hb = Handlebars.create();
 const dir = new URL("./templates/", import.meta.url);
 const source = (name: string) => readFileSync(new URL(`${name}.hbs`, dir), "utf8");
 
-export const VIEWS = ["login", "home", "error", "contacts", "contact", "workspace", "lead", "dashboard"] as const;
-export type ViewName = (typeof VIEWS)[number];
-export const PARTIALS = ["lang-switch", "field-error", "timeline", "sla"] as const;
+const hbsIn = (d: URL) => readdirSync(d).filter((f) => f.endsWith(".hbs")).map((f) => f.slice(0, -4)).sort();
+/** Every template in ./templates except the layout is a view, named by its file (`rules.hbs` -> "rules"). */
+export const VIEWS: readonly string[] = hbsIn(dir).filter((n) => n !== "layout");
+export type ViewName = string;
+export const PARTIALS: readonly string[] = hbsIn(new URL("./partials/", dir));
 
 hb.registerHelper("t", function (this: unknown, key: string, options: Handlebars.HelperOptions) {
   const t = (options.data as { t?: Translate } | undefined)?.t;
@@ -26,7 +28,7 @@ hb.registerHelper("t", function (this: unknown, key: string, options: Handlebars
 for (const name of PARTIALS) hb.registerPartial(name, source(`partials/${name}`));
 
 const layout = hb.compile(source("layout"));
-const templates = Object.fromEntries(VIEWS.map((v) => [v, hb.compile(source(v))])) as Record<ViewName, Handlebars.TemplateDelegate>;
+const templates = new Map(VIEWS.map((v) => [v, hb.compile(source(v))]));
 
 export interface NavItem {
   key: string;
@@ -49,7 +51,9 @@ export interface Shell {
 /** A whole HTML page: `view` rendered with `model`, inside the layout. */
 export function renderPage(view: ViewName, model: object, shell: Shell): string {
   const options = { data: { t: shell.t } };
-  const body = templates[view](model, options);
+  const template = templates.get(view);
+  if (!template) throw new Error(`no console view "${view}" (src/http/console/templates/${view}.hbs)`);
+  const body = template(model, options);
   return layout(
     {
       ...shell,

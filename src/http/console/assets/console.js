@@ -51,4 +51,12 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   };
   if (document.querySelector(".sla[data-due]")) setInterval(tick, 30_000);
+
+  // ---- marketing ----
+
+  // ---- content ----
+
+  // ---- consultant ----
+
+  // ---- admin ----
 });

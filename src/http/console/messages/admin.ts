@@ -1,0 +1,6 @@
+/** Messages of staff and roles, WeCom settings, assignment strategy, sandbox and queues. Keys start with the area's prefix; `en` has exactly the keys of `zh`. */
+export const zh = {
+} as const;
+
+export const en: Record<keyof typeof zh, string> = {
+};
