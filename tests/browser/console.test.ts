@@ -20,11 +20,11 @@ const noHorizontalScroll = (page: Page) => page.evaluate("document.documentEleme
 
 describe("console: sign-in, nav and role isolation", () => {
   const expected: [StaffKey, string, string[]][] = [
-    ["admin", "管理员", ["home", "workspace", "dashboard", "contacts"]],
-    ["manager", "顾问主管", ["home", "workspace", "dashboard", "contacts"]],
-    ["marketing", "运营", ["home", "dashboard", "contacts"]],
-    ["consultant", "咨询师", ["workspace", "contacts"]],
-    ["reviewer", "合规审核", ["home"]],
+    ["admin", "管理员", ["home", "workspace", "followups", "dashboard", "contacts", "rules", "segments", "calendars", "reviews", "sends", "staff", "assignment", "wecom", "sandbox", "queues", "audit"]],
+    ["manager", "顾问主管", ["home", "workspace", "followups", "dashboard", "contacts", "calendars", "sends", "assignment"]],
+    ["marketing", "运营", ["home", "dashboard", "contacts", "rules", "segments", "calendars", "sends"]],
+    ["consultant", "咨询师", ["workspace", "followups", "pool", "contacts"]],
+    ["reviewer", "合规审核", ["home", "reviews"]],
   ];
 
   it.each(expected)("%s signs in and the nav shows exactly the sections the role may open", async (who, roleLabel, sections) => {
@@ -48,7 +48,7 @@ describe("console: sign-in, nav and role isolation", () => {
     expect(res?.headers()["content-type"]).toMatch(/text\/html/);
     await expect.poll(() => page.locator("h1").textContent()).toBe("无权访问");
     expect(await page.locator("main").textContent()).toContain("合规审核");
-    expect(await navKeys(page)).toEqual(["home"]);
+    expect(await navKeys(page)).toEqual(["home", "reviews"]);
     expect((await page.goto(`/console/contacts/${h.seed.tagged.id}`))?.status()).toBe(403);
     expect((await page.goto(`/console/leads/${h.seed.lead.id}`))?.status()).toBe(403);
     await h.screenshot(page, "forbidden-reviewer");
