@@ -21,9 +21,9 @@
  * Calendar 术后关怀 sent (status sent, in P) to k1 and k4; k3's send was before P; k5's failed.
  */
 import { randomUUID } from "node:crypto";
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { calendarEntries, calendars, followUps, leadAssignments, leads, leadSlaBreaches, posts, sends, wecomChannels } from "../../src/db/schema/index";
+import { calendarEntries, calendars, followUps, leadAssignments, leads, leadSlaBreaches, posts, segments, sends, wecomChannels } from "../../src/db/schema/index";
 import { systemCtx, type Ctx } from "../../src/services/context";
 import { createContact } from "../../src/services/contacts/create";
 import { ingestEvents } from "../../src/services/events/ingest";
@@ -491,6 +491,30 @@ describe("trends", () => {
     expect([sum((m) => m.appointments), sum((m) => m.visits), sum((m) => m.consultations), sum((m) => m.revenue.net), sum((m) => m.newContacts), sum((m) => m.followUpsDue)]).toEqual([5, 4, 5, 26300, 5, 4]);
     expect(sum((m) => m.slaBreachRate.numerator)).toBe(4);
     expect(sum((m) => m.slaBreachRate.denominator)).toBe(7);
+  });
+
+  it("judges repeat buyers at each bucket's end per segment too (the set-based test of joined groupings)", async () => {
+    // A segment of its own (男性客户: k0, k2, k4, k6), dropped at the end so the other tests keep two.
+    const male = await client(t.app, tenant.tokens.marketing).post("/v1/segments", { name: "男性客户", expression: "gender = male" });
+    expect(male.status).toBe(201);
+    try {
+      const res = await get(`/v1/metrics/trends?${P}&period=day&by=segment`);
+      expect(res.status).toBe(200);
+      const on = (key: string, n: number) => res.body.series.find((s: { bucket: string; key: string }) => s.bucket === day(n) && s.key === key).metrics;
+      // 女性客户: k5 buys twice on day 2 (one day: not repeat); k1 on day 3 had bought on day -50 (repeat); k3 on day 9 buys again only on day 25 (not yet).
+      expect([on(id.S1!, 2), on(id.S1!, 3), on(id.S1!, 9)].map((m) => [m.buyers, m.repeatBuyers])).toEqual([[1, 0], [1, 1], [1, 0]]);
+      // 男性客户: k2 buys on day 5 (first) and day 12 (repeat); k4 on day 7 (first).
+      expect([on(male.body.id, 5), on(male.body.id, 7), on(male.body.id, 12)].map((m) => [m.buyers, m.repeatBuyers])).toEqual([[1, 0], [1, 0], [1, 1]]);
+      // Filtered to the segment, over the whole period: k2 repeats by the period's end, k4 does not.
+      const one = await get(`/v1/metrics/funnel?${P}&segmentId=${male.body.id}`);
+      expect(one.body.rows[0].metrics).toMatchObject({ buyers: 2, repeatBuyers: 1 });
+      // By calendar (k1, k4): k1 repeats, k4 does not, whatever the grouping.
+      const cal = await get(`/v1/metrics/trends?${P}&period=day&by=calendar`);
+      const calOn = (n: number) => cal.body.series.find((s: { bucket: string; key: string }) => s.bucket === day(n) && s.key === id.cal).metrics;
+      expect([calOn(3), calOn(7)].map((m) => [m.buyers, m.repeatBuyers])).toEqual([[1, 1], [1, 0]]);
+    } finally {
+      await t.rt.deps.db.delete(segments).where(eq(segments.id, male.body.id));
+    }
   });
 
   it("buckets by ISO week and by month, optionally per dimension", async () => {
