@@ -6,6 +6,7 @@ import { contacts, staff } from "../db/schema/index";
 import type { Logger } from "../logger";
 import type { ServiceDeps } from "../services/context";
 import { systemCtx } from "../services/context";
+import { attachSandbox } from "../services/sandbox/link";
 import { loadWecomApp, putWecomSettings } from "../services/wecom/settings";
 import { FAKE_DEFAULTS, startFakeWecom, type RunningFakeWecom } from "../wecom/fake/index";
 
@@ -48,10 +49,12 @@ export async function applyEnvWecomSettings(deps: ServiceDeps, tenantId: string)
 
 /**
  * Point the fake's callbacks at our endpoint, and mirror the tenant's staff and WeCom contacts into
- * it so that details, sync and the simulations work on the demo data.
+ * it so that details, sync and the simulations work on the demo data. The console's sandbox page
+ * finds the fake through `deps` from then on.
  */
 export async function connectSandbox(deps: ServiceDeps, fake: RunningFakeWecom, opts: { tenantId: string; slug: string; callbackBase: string }): Promise<void> {
   fake.control.setCallbackUrl(`${opts.callbackBase}/wecom/callback/${opts.slug}`);
+  attachSandbox(deps, { url: fake.url, tenantId: opts.tenantId });
   const people = await deps.db.select({ id: staff.id, userid: staff.wecomUserId, name: staff.name }).from(staff).where(and(eq(staff.tenantId, opts.tenantId), isNotNull(staff.wecomUserId)));
   for (const p of people) if (!fake.state.findStaff(p.userid!)) fake.control.createStaff({ userid: p.userid!, name: p.name });
   const byId = new Map(people.map((p) => [p.id, p.userid!]));

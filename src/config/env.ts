@@ -93,6 +93,16 @@ export const EnvSchema = z.object({
   WECOM_SECRET: z.string().optional(),
   WECOM_CALLBACK_TOKEN: z.string().optional(),
   WECOM_AES_KEY: z.string().length(43, "must be the 43-character EncodingAESKey").optional(),
+  /**
+   * The JS-SDK script(s) the chat sidebar loads, space- or comma-separated, in order; the sidebar's
+   * CSP allows scripts from exactly their origins. Unset: WeCom's own (jweixin-1.2.0.js and
+   * jwxwork-1.0.0.js) in live mode, the fake WeCom's stand-in in sandbox mode.
+   */
+  WECOM_JSSDK_URL: z
+    .string()
+    .trim()
+    .refine((v) => v.split(/[\s,]+/).filter(Boolean).every((u) => /^https?:\/\/[^\s/]+\/\S*$/.test(u)), { message: "one or more http(s) URLs of scripts, separated by spaces or commas" })
+    .optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;

@@ -14,13 +14,17 @@ export const TERMS_HEADER = ["term", "category", "severity", "legal_basis", "sug
 export const ALLOW_HEADER = ["term", "note"] as const;
 export const CATEGORIES = ["absolute", "efficacy", "guarantee", "testimonial", "endorsement", "price", "superstition", "other"] as const;
 
+/** Kinds a policy file must give levels for. */
+const POLICY_KINDS = POST_KINDS.filter((k): k is Exclude<(typeof POST_KINDS)[number], "one_to_one"> => k !== "one_to_one");
+
 export const Policy = z.object({
   version: z.number().int().optional(),
   block_severities: z.array(z.enum(["block", "warn"])).min(1),
   warn_severities: z.array(z.enum(["block", "warn"])).optional(),
   /** Levels for kinds not listed. */
   default: z.object({ levels: z.number().int().min(1).max(5) }).optional(),
-  kinds: z.object(Object.fromEntries(POST_KINDS.map((k) => [k, z.object({ levels: z.number().int().min(1).max(5) })])) as Record<(typeof POST_KINDS)[number], z.ZodObject<{ levels: z.ZodNumber }>>).catchall(z.object({ levels: z.number().int().min(1).max(5) })),
+  // one_to_one (the sidebar's scripts) came later: a policy without it falls back to `default`.
+  kinds: z.object(Object.fromEntries(POLICY_KINDS.map((k) => [k, z.object({ levels: z.number().int().min(1).max(5) })])) as Record<(typeof POLICY_KINDS)[number], z.ZodObject<{ levels: z.ZodNumber }>>).catchall(z.object({ levels: z.number().int().min(1).max(5) })),
 });
 export type Policy = z.infer<typeof Policy>;
 

@@ -48,8 +48,8 @@ export const postReviews = pgTable(
     reviewerStaffId: uuid("reviewer_staff_id").notNull().references(() => staff.id),
     decision: text("decision", { enum: ["approve", "reject"] }).notNull(),
     contentHash: text("content_hash").notNull(),
-    /** Per finding: {term, start, end, comment}; plus a general note. */
-    comments: jsonb("comments").$type<{ term: string; start: number; end: number; comment: string }[]>().notNull().default([]),
+    /** Per finding: {term, start, end, in?, comment} (`in`: title, body or rendered, the finding's text); plus a general note. */
+    comments: jsonb("comments").$type<{ term: string; start: number; end: number; in?: "title" | "body" | "rendered"; comment: string }[]>().notNull().default([]),
     note: text("note"),
     /** An admin approving copy with blocking findings says why. */
     overrideReason: text("override_reason"),

@@ -46,6 +46,8 @@ export const PERMISSIONS = {
   "conversions:write": ["admin", "manager", "marketing", "consultant"],
   /** Import conversions from a CSV file. */
   "conversions:import": ["admin", "manager", "marketing"],
+  /** The WeCom chat sidebar (聊天工具栏): its group-chat panel and the script library (话术库), releasing approved scripts into a chat through the gate (consultants: their own contacts and groups). */
+  "scripts:use": ["admin", "manager", "consultant"],
   /** Post-visit follow-ups (回访): see and complete them (consultants: their own). */
   "followups:work": ["admin", "manager", "consultant"],
   /** Funnel metrics, attribution, scorecards and alerts on the dashboard. */

@@ -2,8 +2,11 @@ import { createHash } from "node:crypto";
 import Handlebars from "handlebars";
 import type { CheckReport, Checker, Finding, Severity } from "./checker";
 
-/** Kinds of outgoing copy; compliance-rules/policy.yaml gives each its review levels. */
-export const POST_KINDS = ["community_post", "mass_message", "welcome_message", "article", "moments"] as const;
+/**
+ * Kinds of outgoing copy; compliance-rules/policy.yaml gives each its review levels. one_to_one:
+ * scripts (话术) consultants insert into a single or group chat from the chat sidebar, once approved.
+ */
+export const POST_KINDS = ["community_post", "mass_message", "welcome_message", "article", "moments", "one_to_one"] as const;
 
 /** What a post's approvals bind to: kind, title and body (a template, as written). */
 export function contentHash(p: { kind: string; title: string | null; body: string }): string {

@@ -1,14 +1,17 @@
 import { Hono } from "hono";
-import { can } from "../../domain/auth/permissions";
+import { can, ownsOnly } from "../../domain/auth/permissions";
 import { ConflictError, ValidationError, type FieldIssue } from "../../errors";
 import type { LeadView } from "../../services/leads/leads";
 import { leadOutcomeOptions } from "../../services/leads/outcome-options";
+import { completeTask, getTask, listTasks, skipTask } from "../../services/leads/sop";
 import { ATTEMPT_CHANNELS, ATTEMPT_OUTCOMES, leadTimeline, recordAttempt, recordOutcome, workspace } from "../../services/leads/workspace";
 import type { AppEnv } from "../types";
 import { hasMessage, type MessageKey } from "./i18n";
 import { formOf, page, type Page } from "./kit";
 import { options, timelineItems } from "./present";
 import { withQuery } from "./views";
+import { reassignRoute, teamPage } from "./consultant-team";
+import { taskFailure, taskItem, type TaskBack, type TaskState } from "./consultant-tasks";
 
 const GRADES = ["A", "B", "C", "D"] as const;
 const MODES = ["in_person", "online"] as const;
@@ -24,7 +27,9 @@ type Form = { values: Record<string, string>; errors: Record<string, string>; fo
 export function leadPages(timeZone: string) {
   const app = new Hono<AppEnv>();
 
-  const workspacePage = async (p: Page) => {
+  /** Consultants: their own day. Managers and admins: the team's open leads (consultant-team.ts). */
+  const workspacePage = async (p: Page, state: { task?: TaskState } = {}, status = 200) => {
+    if (!ownsOnly(p.principal.role)) return teamPage(p);
     const raw = p.c.req.query("grade");
     const grade = GRADES.find((g) => g === raw);
     const w = await workspace({ ctx: p.ctx, input: { grade, limit: LEADS_SHOWN } });
@@ -53,9 +58,16 @@ export function leadPages(timeZone: string) {
         })),
         more: w.leads.length >= LEADS_SHOWN ? p.t("ws.more", { n: LEADS_SHOWN }) : undefined,
         leadsEmpty: grade ? p.t("ws.leads.emptyGrade", { grade }) : p.t("ws.leads.empty"),
-        tasks: w.tasks.map((x) => ({ ...x, contactName: x.contactName ?? p.t("contacts.unnamed"), dueText: p.fmt.dateTime(x.dueAt) })),
+        tasks: w.tasks.map((x) => taskItem(p, { ...x, contactName: x.contactName ?? p.t("contacts.unnamed") }, "workspace", state.task)),
+        flash: taskFlash(p),
+        taskError: strayTaskError(state.task, w.tasks),
+        followUps: {
+          today: w.counts.followUpsToday,
+          overdue: w.counts.followUpsOverdue,
+          text: p.t("task.ws.followUps", { today: w.counts.followUpsToday, overdue: w.counts.followUpsOverdue }),
+        },
       },
-      { title: p.t("ws.title"), section: "workspace" },
+      { title: p.t("ws.title"), section: "workspace", status },
     );
   };
 
@@ -63,9 +75,48 @@ export function leadPages(timeZone: string) {
 
   app.get("/console/leads/:id", page(timeZone, "leads:read", async (p) => {
     const done = p.c.req.query("done");
-    const flash = done === "attempt" ? p.t("lead.done.attempt") : done === "outcome" ? p.t("lead.done.outcome") : undefined;
+    const flash = done === "attempt" ? p.t("lead.done.attempt") : done === "outcome" ? p.t("lead.done.outcome") : done === "claimed" ? p.t("pool.done.claimed") : taskFlash(p);
     return leadPage(p, p.c.req.param("id")!, { flash });
   }));
+
+  // SOP tasks, done or skipped (with a reason) from the workspace or the lead page (`back`).
+  const afterTask = (p: Page, back: TaskBack, leadId: string, done: "task" | "skipped") =>
+    p.c.redirect(back === "lead" ? `/console/leads/${leadId}?done=${done}#tasks` : `/console/workspace?done=${done}#tasks`, 303);
+  const taskRefused = async (p: Page, id: string, back: TaskBack, err: unknown, values: Record<string, string>) => {
+    const failed = taskFailure(p, err);
+    if (!failed) throw err;
+    const state = { task: { id, values, ...failed.form } };
+    if (back === "workspace") return workspacePage(p, state, failed.status);
+    // The task's lead (a task the caller may not see is a 404, as the service says).
+    const task = await getTask({ ctx: p.ctx, id });
+    return leadPage(p, task.leadId, state, failed.status);
+  };
+  const backOf = (f: Record<string, string>): TaskBack => (f.back === "lead" ? "lead" : "workspace");
+
+  app.post("/console/tasks/:id/done", page(timeZone, "leads:work", async (p) => {
+    const id = p.c.req.param("id")!;
+    const f = await formOf(p.c);
+    try {
+      const task = await completeTask({ ctx: p.ctx, id });
+      return afterTask(p, backOf(f), task.leadId, "task");
+    } catch (err) {
+      return taskRefused(p, id, backOf(f), err, f);
+    }
+  }));
+
+  app.post("/console/tasks/:id/skip", page(timeZone, "leads:work", async (p) => {
+    const id = p.c.req.param("id")!;
+    const f = await formOf(p.c);
+    try {
+      const task = await skipTask({ ctx: p.ctx, id, input: { reason: f.reason ?? "" } });
+      return afterTask(p, backOf(f), task.leadId, "skipped");
+    } catch (err) {
+      return taskRefused(p, id, backOf(f), err, f);
+    }
+  }));
+
+  // Managers and admins reassign from the team workspace.
+  app.post("/console/leads/:id/reassign", page(timeZone, "leads:assign", reassignRoute));
 
   app.post("/console/leads/:id/attempts", page(timeZone, "leads:work", async (p) => {
     const id = p.c.req.param("id")!;
@@ -125,7 +176,18 @@ function formFailure(p: Page, err: unknown, form: "attempt" | "outcome"): { form
   return { form: { errors, formError }, status: 422 };
 }
 
-function slaModel(p: Page, l: Pick<LeadView, "firstContactDueAt" | "firstContactedAt" | "status">, now: number) {
+/** A refusal about a task no longer listed (done or closed meanwhile): said at the top of the page. */
+function strayTaskError(state: TaskState | undefined, listed: { id: string }[]): string | undefined {
+  if (!state || listed.some((t) => t.id === state.id)) return undefined;
+  return state.formError ?? Object.values(state.errors)[0];
+}
+
+function taskFlash(p: Page): string | undefined {
+  const done = p.c.req.query("done");
+  return done === "task" ? p.t("task.flash.done") : done === "skipped" ? p.t("task.flash.skipped") : undefined;
+}
+
+export function slaModel(p: Pick<Page, "t" | "fmt">, l: Pick<LeadView, "firstContactDueAt" | "firstContactedAt" | "status">, now: number) {
   const open = l.status === "open" && !l.firstContactedAt && l.firstContactDueAt !== null;
   const left = l.firstContactDueAt ? (new Date(l.firstContactDueAt).getTime() - now) / 1000 : 0;
   return {
@@ -138,10 +200,12 @@ function slaModel(p: Page, l: Pick<LeadView, "firstContactDueAt" | "firstContact
   };
 }
 
-async function leadPage(p: Page, id: string, state: { flash?: string | undefined; attempt?: Form; outcome?: Form }, status = 200): Promise<Response> {
+async function leadPage(p: Page, id: string, state: { flash?: string | undefined; attempt?: Form; outcome?: Form; task?: TaskState }, status = 200): Promise<Response> {
   const { lead, items } = await leadTimeline({ ctx: p.ctx, id, input: { limit: 100 } });
   const canWork = lead.status === "open" && can(p.principal.role, "leads:work");
-  const lostReasons = canWork ? (await leadOutcomeOptions({ ctx: p.ctx, id })).lostReasons : [];
+  const [lostReasons, openTasks] = canWork
+    ? await Promise.all([leadOutcomeOptions({ ctx: p.ctx, id }).then((o) => o.lostReasons), listTasks({ ctx: p.ctx, input: { leadId: lead.id, mine: false, status: "open", limit: 50 } }).then((t) => t.items)])
+    : [[], []];
   const me = p.principal.staffId;
   const who = (staffId: string | null) => (!staffId ? "" : staffId === me ? p.t("tl.me") : staffId === lead.ownerStaffId && lead.ownerName ? lead.ownerName : p.t("tl.colleague"));
   const a = state.attempt ?? { values: {}, errors: {} };
@@ -175,6 +239,8 @@ async function leadPage(p: Page, id: string, state: { flash?: string | undefined
         lostReasons: lostReasons.map((value) => ({ value, selected: value === o.values.lostReason })),
         modes: options(MODES, (v) => p.t(`outcome.mode.${v}`), o.values.mode ?? "in_person"),
       },
+      tasks: openTasks.map((x) => taskItem(p, { ...x, contactName: null }, "lead", state.task)),
+      taskError: strayTaskError(state.task, openTasks),
       timeline: timelineItems(p.t, p.fmt, items, who),
       timelineEmpty: p.t("lead.timeline.empty"),
     },

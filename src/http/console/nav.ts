@@ -20,7 +20,7 @@ export interface Section {
 
 export const SECTIONS: readonly Section[] = [
   { key: "home", href: "/console", permission: null, label: () => "nav.home", desc: "nav.home.desc" },
-  { key: "workspace", href: "/console/workspace", permission: "leads:read", label: () => "nav.workspace", desc: "nav.workspace.desc", homeOf: ["consultant"] },
+  { key: "workspace", href: "/console/workspace", permission: "leads:read", label: (r) => (ownsOnly(r) ? "nav.workspace" : "nav.workspace.all"), desc: "nav.workspace.desc", homeOf: ["consultant"] },
   { key: "followups", href: "/console/follow-ups", permission: "followups:work", label: () => "nav.followups", desc: "nav.followups.desc" },
   { key: "pool", href: "/console/pool", permission: "leads:claim", label: () => "nav.pool", desc: "nav.pool.desc" },
   { key: "dashboard", href: "/console/dashboard", permission: "metrics:read", label: () => "nav.dashboard", desc: "nav.dashboard.desc" },

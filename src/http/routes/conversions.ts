@@ -178,7 +178,7 @@ export function followUpRoutes() {
       path: "/",
       tags: ["follow-ups"],
       summary: "Post-visit follow-ups (回访), soonest due first, cursor-paginated, each with its satisfaction survey link",
-      description: "Consultants see the follow-ups of the contacts they own; managers and admins every one (staffId: one consultant's). due: today (tenant time zone), overdue, upcoming.",
+      description: "Consultants see the follow-ups of the contacts they own; managers and admins every one (staffId: one consultant's). due: today (tenant time zone), overdue, upcoming, by_today (open and due by the end of today).",
       request: { query: ListFollowUpsInput },
       responses: { 200: json(z.object({ items: z.array(FollowUp), nextCursor: z.string().nullable() }), "A page of follow-ups") },
     }),

@@ -4,7 +4,7 @@ import { IdParam, json, jsonBody, problemResponse, route, validationHook } from 
 import type { AppEnv } from "../types";
 
 const Finding = z.object({ term: z.string(), matched: z.string(), start: z.number(), end: z.number(), category: z.string(), severity: z.enum(["block", "warn"]), basis: z.string(), suggestion: z.string(), in: z.enum(["title", "body", "rendered"]) });
-const Review = z.object({ level: z.number(), reviewerStaffId: z.string(), decision: z.enum(["approve", "reject"]), contentHash: z.string(), comments: z.array(z.object({ term: z.string(), start: z.number(), end: z.number(), comment: z.string() })), note: z.string().nullable(), overrideReason: z.string().nullable(), at: z.string() });
+const Review = z.object({ level: z.number(), reviewerStaffId: z.string(), decision: z.enum(["approve", "reject"]), contentHash: z.string(), comments: z.array(z.object({ term: z.string(), start: z.number(), end: z.number(), in: z.enum(["title", "body", "rendered"]).optional(), comment: z.string() })), note: z.string().nullable(), overrideReason: z.string().nullable(), at: z.string() });
 const Post = z
   .object({
     id: z.string(),
@@ -36,7 +36,7 @@ export function postRoutes() {
       path: "/",
       tags: ["posts"],
       summary: "Write copy (a draft): checked against the banned-word lists as written and rendered with sample data",
-      description: "kind: community_post | mass_message | welcome_message | article | moments. body may be a handlebars template ({{name}}, {{clinic}} …); sampleData fills it for the rendered check.",
+      description: "kind: community_post | mass_message | welcome_message | article | moments | one_to_one (scripts consultants insert into chats from the chat sidebar). body may be a handlebars template ({{name}}, {{clinic}} …); sampleData fills it for the rendered check.",
       request: { body: jsonBody(PostInput) },
       responses: { 201: json(Post, "The draft with its findings") },
     }),
@@ -79,7 +79,7 @@ export function postRoutes() {
       tags: ["posts"],
       summary: "Approve or reject the post at its current level, bound to the content hash you read",
       description:
-        "Refused: your own copy (403), a second level by the same reviewer (403), content changed since (409), approving blocking findings without overrideReason (422) or as a non-admin (403). Comments may point at findings ({term, start, end, comment}). Approving the last level approves the post; rejecting rejects it.",
+        "Refused: your own copy (403), a second level by the same reviewer (403), content changed since (409), approving blocking findings without overrideReason (422) or as a non-admin (403). Comments may point at findings ({term, start, end, in?, comment}; `in` is the finding's text: title, body or rendered). Approving the last level approves the post; rejecting rejects it.",
       request: { params: IdParam, body: jsonBody(ReviewInput) },
       responses: { 200: json(Post, "The post with every decision"), 404: problemResponse("No such post"), 409: problemResponse("Not in review, or changed since read") },
     }),

@@ -8,6 +8,10 @@ export const ListAuditInput = z.object({
   entityType: z.string().max(64).optional(),
   entityId: z.string().max(128).optional(),
   action: z.string().max(64).optional(),
+  /** Who did it: one staff member. */
+  actorStaffId: z.uuid().optional(),
+  /** staff or system (jobs, WeCom callbacks, start-up). */
+  actorKind: z.enum(["staff", "system"]).optional(),
   /** The `id` of the last row of the previous page. */
   cursor: z.coerce.number().int().positive().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
@@ -35,6 +39,8 @@ export async function listAudit({ ctx, input }: { ctx: Ctx; input: unknown }): P
   if (v.entityType) conds.push(eq(auditLog.entityType, v.entityType));
   if (v.entityId) conds.push(eq(auditLog.entityId, v.entityId));
   if (v.action) conds.push(eq(auditLog.action, v.action));
+  if (v.actorStaffId) conds.push(eq(auditLog.actorStaffId, v.actorStaffId));
+  if (v.actorKind) conds.push(eq(auditLog.actorKind, v.actorKind));
   if (v.cursor) conds.push(lt(auditLog.id, v.cursor));
   const rows = await dbOf(ctx).select().from(auditLog).where(and(...conds)).orderBy(desc(auditLog.id)).limit(v.limit + 1);
   const more = rows.length > v.limit;

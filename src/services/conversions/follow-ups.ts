@@ -151,8 +151,12 @@ export const ListFollowUpsInput = z.object({
   staffId: z.uuid().optional(),
   contactId: z.uuid().optional(),
   status: z.enum(FOLLOW_UP_STATUSES).optional(),
-  /** today: due within today (tenant time zone), any status unless `status` says; overdue: open and past due; upcoming: open and not yet due. */
-  due: z.enum(["today", "overdue", "upcoming"]).optional(),
+  /**
+   * today: due within today (tenant time zone), any status unless `status` says; overdue: open and
+   * past due; upcoming: open and not yet due; by_today: open and due by the end of today (today's
+   * and overdue ones: what is there to do now).
+   */
+  due: z.enum(["today", "overdue", "upcoming", "by_today"]).optional(),
   cursor: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
@@ -175,6 +179,9 @@ export async function listFollowUps({ ctx, input }: { ctx: Ctx; input?: unknown 
   if (q.due === "today") {
     const { start, end } = localDayBounds(now, await tenantTimeZone(dbOf(ctx), ctx.tenantId));
     conds.push(gte(followUps.dueAt, start), lt(followUps.dueAt, end));
+  } else if (q.due === "by_today") {
+    const { end } = localDayBounds(now, await tenantTimeZone(dbOf(ctx), ctx.tenantId));
+    conds.push(eq(followUps.status, "open"), lt(followUps.dueAt, end));
   } else if (q.due === "overdue") conds.push(eq(followUps.status, "open"), lt(followUps.dueAt, now));
   else if (q.due === "upcoming") conds.push(eq(followUps.status, "open"), gte(followUps.dueAt, now));
   const cur = decodeCursor(q.cursor);

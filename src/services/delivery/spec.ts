@@ -47,7 +47,7 @@ export function definitionOf(cal: Pick<CalendarRow, "definition">): CalendarDefi
 }
 
 /** calendar_entries.when as stored: the normalised EntryWhen, or the file's {date|weekday|monthday|birthday|day, time}. */
-function whenOfRow(w: Record<string, unknown>, kind: CalendarRow["kind"]): EntryWhen {
+export function whenOfRow(w: Record<string, unknown>, kind: CalendarRow["kind"]): EntryWhen {
   if (typeof w.kind === "string") return w as unknown as EntryWhen;
   const time = String(w.time ?? "09:00");
   if (typeof w.minutesBefore === "number") return { kind: "before", minutes: w.minutesBefore };

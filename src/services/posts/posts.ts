@@ -32,18 +32,39 @@ export const ReviewInput = z.object({
   /** The content hash the reviewer saw: a decision on older content is refused. */
   contentHash: z.string().regex(/^[0-9a-f]{64}$/, "a content hash this API returned"),
   /** Per finding: where it is and what to change. */
-  comments: z.array(z.object({ term: z.string(), start: z.number().int().min(0), end: z.number().int().min(0), comment: z.string().min(1).max(2000) })).max(200).default([]),
+  comments: z
+    .array(
+      z.object({
+        term: z.string(),
+        start: z.number().int().min(0),
+        end: z.number().int().min(0),
+        /** Which text the offsets are in (the finding's `in`): title, body as written, or body rendered with sample data. */
+        in: z.enum(["title", "body", "rendered"]).optional(),
+        comment: z.string().min(1).max(2000),
+      }),
+    )
+    .max(200)
+    .default([]),
   note: z.string().max(2000).optional(),
   /** Admins only: approve despite blocking findings, saying why (audited). */
   overrideReason: z.string().trim().min(5).max(2000).optional(),
 });
+
+/** A reviewer's comment on one finding: where it is (offsets into the title, body or rendered body) and what to change. */
+export interface ReviewComment {
+  term: string;
+  start: number;
+  end: number;
+  in?: "title" | "body" | "rendered";
+  comment: string;
+}
 
 export interface ReviewView {
   level: number;
   reviewerStaffId: string;
   decision: "approve" | "reject";
   contentHash: string;
-  comments: { term: string; start: number; end: number; comment: string }[];
+  comments: ReviewComment[];
   note: string | null;
   overrideReason: string | null;
   at: string;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import { TOKEN_ERRCODES, WecomError, WecomNetworkError } from "./errors";
+import { JsApiTickets } from "./jsapi";
 import type {
   AppMessage,
   Attachment,
@@ -68,6 +69,23 @@ export class WecomClient {
 
   get corpId(): string {
     return this.o.corpId;
+  }
+
+  get agentId(): number | undefined {
+    return this.o.agentId;
+  }
+
+  /** The API base this client calls (WeCom, or the fake in sandbox mode). */
+  get baseUrl(): string {
+    return this.o.baseUrl;
+  }
+
+  private tickets: JsApiTickets | undefined;
+
+  /** This app's JS-SDK tickets and signatures (jsapi.ts), cached in the same Redis as the token. */
+  get jsapi(): JsApiTickets {
+    this.tickets ??= new JsApiTickets(this, { redis: this.o.redis, prefix: this.prefix, now: this.now, sleep: this.sleep });
+    return this.tickets;
   }
 
   // ----------------------------------------------------------------- token

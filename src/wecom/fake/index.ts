@@ -1,6 +1,8 @@
 // The fake WeCom: server APIs, callback sender and control surface. See README.md.
 export { createFakeWecom, startFakeWecom, type FakeWecom, type RunningFakeWecom } from "./server";
 export { FakeWecomControl } from "./control";
+export { fakeSidebar, type FakeSidebar } from "./jssdk";
+export { jsapiSignature, type ChatContextInput, type ChatEntry, type FakeChatContext, type FakeChatMessage } from "./model/jsapi";
 export type {
   CustomerAddsStaffInput,
   CustomerAddsStaffResult,

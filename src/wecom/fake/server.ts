@@ -7,6 +7,7 @@ import { CallbackSender } from "./callbacks";
 import { FakeWecomControl } from "./control";
 import { ERRMSG, formatErrmsg, JSON_WARNING, WecomError } from "./errors";
 import { ids } from "./ids";
+import { fakeSidebar, jssdkRoutes, type FakeSidebar } from "./jssdk";
 import { takeRateToken } from "./model/rate-limit";
 import { checkToken } from "./model/tokens";
 import { resolveOptions, type FakeWecomOptions } from "./options";
@@ -20,6 +21,8 @@ export interface FakeWecom {
   app: Hono;
   state: FakeWecomState;
   control: FakeWecomControl;
+  /** The chat sidebar's WeCom client: the open chat, messages the page sent, JS-SDK tickets (jssdk.ts). */
+  sidebar: FakeSidebar;
 }
 
 export interface RunningFakeWecom extends FakeWecom {
@@ -56,6 +59,8 @@ export function createFakeWecom(options: FakeWecomOptions = {}): FakeWecom {
   };
 
   if (opts.controlRoutes) app.route("/__control", controlRoutes(control));
+  // The browser side of the chat sidebar: OAuth authorize page, JS-SDK stand-in and its bridge.
+  app.route("/", jssdkRoutes(state));
 
   // media/upload (doc 90253) is multipart, not JSON: its own route, with the same token and rate checks.
   app.post("/cgi-bin/media/upload", async (c) => {
@@ -110,7 +115,7 @@ export function createFakeWecom(options: FakeWecomOptions = {}): FakeWecom {
 
   app.notFound((c) => reply(c, 48001, ERRMSG[48001]!, {}, 404));
   app.onError((err, c) => reply(c, -1, `${ERRMSG[-1]} (${err.message})`, {}, 500));
-  return { app, state, control };
+  return { app, state, control, sidebar: fakeSidebar(state) };
 }
 
 /** Start the fake on 127.0.0.1 (port 0 = a free port). */

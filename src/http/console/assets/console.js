@@ -53,10 +53,63 @@ document.addEventListener("DOMContentLoaded", () => {
   if (document.querySelector(".sla[data-due]")) setInterval(tick, 30_000);
 
   // ---- marketing ----
+  // A refusal's "line N" link puts the cursor on that line of the rules editor.
+  const rulesEditor = document.getElementById("r-definition");
+  if (rulesEditor) {
+    for (const link of document.querySelectorAll("#r-refusals a[data-line]")) {
+      link.addEventListener("click", (e) => {
+        e.preventDefault();
+        const line = Number(link.getAttribute("data-line"));
+        const lines = rulesEditor.value.split("\n");
+        const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
+        rulesEditor.focus();
+        rulesEditor.setSelectionRange(start, start + (lines[line - 1] ?? "").length);
+        const lineHeight = parseFloat(window.getComputedStyle(rulesEditor).lineHeight) || 20;
+        rulesEditor.scrollTop = Math.max(0, (line - 5) * lineHeight);
+      });
+    }
+  }
 
   // ---- content ----
+  // Calendar entry forms: only the fields of the chosen timing and kind of entry (a field the server refused stays visible).
+  for (const form of document.querySelectorAll("form[data-entry-form]")) {
+    const keep = (el) => el.querySelector("[aria-invalid=true]") !== null;
+    const sync = () => {
+      const when = form.querySelector("input[name=whenKind]:checked")?.value;
+      for (const el of form.querySelectorAll("[data-when]")) el.hidden = Boolean(when) && !el.getAttribute("data-when").split(" ").includes(when) && !keep(el);
+      const kind = form.querySelector("select[data-entry-kind]")?.value;
+      for (const el of form.querySelectorAll("fieldset[data-kinds]")) el.hidden = Boolean(kind) && !el.getAttribute("data-kinds").split(" ").includes(kind) && !keep(el);
+    };
+    form.addEventListener("change", sync);
+    sync();
+  }
+
 
   // ---- consultant ----
+  // A disclosure with a form (skip a task or a follow-up, reassign a lead): opening it puts the
+  // cursor in its first field; a refused one comes back open with the cursor on the refused field.
+  const disclosures = document.querySelectorAll("details.task-skip, details.fu-skip, details.team-reassign");
+  for (const d of disclosures) {
+    d.addEventListener("toggle", () => {
+      if (d.open) (d.querySelector("[aria-invalid=true]") ?? d.querySelector("input:not([type=hidden]), select, textarea"))?.focus();
+    });
+  }
+  const refused = document.querySelector(".task-skip [aria-invalid=true], .fu-skip [aria-invalid=true], .fu-done [aria-invalid=true], .team-reassign [aria-invalid=true]");
+  if (refused) refused.focus();
 
   // ---- admin ----
+  // Pages that wait for background work (a WeCom sync, callbacks being processed) reload
+  // themselves every few seconds, unless someone is typing in a form on them.
+  const waiting = document.querySelector("[data-admin-refresh]");
+  if (waiting) {
+    let typed = false;
+    document.addEventListener("input", () => (typed = true));
+    const seconds = Math.max(2, Number(waiting.getAttribute("data-admin-refresh")) || 5);
+    window.setTimeout(function again() {
+      const active = document.activeElement;
+      const busy = typed || (active && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
+      if (busy) window.setTimeout(again, seconds * 1000);
+      else window.location.reload();
+    }, seconds * 1000);
+  }
 });

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { isRecord } from "../body";
 import type { FakeWecomControl } from "../control";
 import { FakeControlError, WecomError } from "../errors";
+import { sidebarControlActions } from "../jssdk";
 
 // /__control/*: the control surface over HTTP for a CLI or the console. POST /__control/<action>
 // with a JSON object of arguments → 200 {ok: true, result} | 400 {ok: false, error[, errcode]}.
@@ -45,6 +46,7 @@ export function controlActions(control: FakeWecomControl): Record<string, (a: Ar
     holdCallbacks: () => control.holdCallbacks(),
     releaseCallbacks: (a) => control.releaseCallbacks(a.order),
     flushCallbacks: () => control.flushCallbacks(),
+    ...sidebarControlActions(control.state),
   };
 }
 

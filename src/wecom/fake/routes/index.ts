@@ -2,6 +2,7 @@ import type { ApiDef } from "./api";
 import { contactWayApis } from "./contact-ways";
 import { contactApis } from "./contacts";
 import { groupChatApis } from "./group-chats";
+import { jsapiApis } from "./jsapi";
 import { massMessageApis } from "./mass-messages";
 import { messageApis } from "./messages";
 import { tagApis } from "./tags";
@@ -20,4 +21,5 @@ export const ALL_APIS: readonly ApiDef[] = [
   ...contactWayApis,
   ...transferApis,
   ...messageApis,
+  ...jsapiApis,
 ];
