@@ -312,7 +312,12 @@ function dims(plan: Plan, src: Src): { joins: SQL; conds: SQL; key: SQL; bucket:
 /** Rows grouped by (k, b), with the bucket as its local start day (`bt`, '' without buckets). */
 const labelled = (inner: SQL) => sql`select x.*, coalesce(to_char(x.b, 'YYYY-MM-DD'), '') as bt from (${inner}) x`;
 
-function factsQuery(plan: Plan, kinds: readonly FactKind[]): SQL {
+/**
+ * The facts' figures per (key, bucket). `part`: "all" (one statement), or, for segment groupings
+ * and filters (where every statement joins the contacts), the counts and the buyers as two
+ * statements that run side by side: the longest statement of a request sets its time on two cores.
+ */
+function factsQuery(plan: Plan, kinds: readonly FactKind[], part: "all" | "counts" | "buyers" = "all"): SQL {
   const T = plan.tenantId;
   const d = dims(plan, { contact: sql`f.contact_id`, clinic: sql`f.clinic_id`, staff: sql`f.staff_id`, channel: sql`f.channel`, channelFromContact: false, time: sql`f.occurred_at`, hasContact: false });
   const tz = sql`${plan.tz}::text`;
@@ -320,12 +325,13 @@ function factsQuery(plan: Plan, kinds: readonly FactKind[]): SQL {
   // With per-row joins (segment, calendar) the period's facts are read and joined once, into `base`;
   // without, the figures and the buyers are two index range scans (the purchases' is short).
   const joined = plan.by === "segment" || plan.by === "calendar" || plan.segmentFilter !== null || plan.scope.calendarId !== undefined;
+  const shared = joined && part === "all";
   const read = (kindCond: SQL) => sql`
     select ${d.key} as k, ${d.bucket} as b, f.kind, f.outcome, f.amount, f.score, f.contact_id, f.occurred_at
     from metric_facts f ${d.joins}
     where ${kindCond} and f.tenant_id = ${T}::uuid and f.occurred_at >= ${plan.from}::timestamptz and f.occurred_at < ${plan.to}::timestamptz${d.conds}`;
-  const all = joined ? sql`base` : sql`(${read(sql`f.kind in (${kindList})`)}) base`;
-  const purchases = joined ? sql`(select * from base where kind = 'purchase') base` : sql`(${read(sql`f.kind = 'purchase'`)}) base`;
+  const all = shared ? sql`base` : sql`(${read(sql`f.kind in (${kindList})`)}) base`;
+  const purchases = shared ? sql`(select * from base where kind = 'purchase') base` : sql`(${read(sql`f.kind = 'purchase'`)}) base`;
   const agg = sql`
     select k, b,
       (count(*) filter (where kind = 'appointment'))::int as appointments,
@@ -338,11 +344,14 @@ function factsQuery(plan: Plan, kinds: readonly FactKind[]): SQL {
       (count(*) filter (where kind = 'survey' and score >= 9))::int as promoters,
       (count(*) filter (where kind = 'survey' and score <= 6))::int as detractors
     from ${all} group by k, b`;
-  const withBase = joined ? sql`base as materialized (${read(sql`f.kind in (${kindList})`)}), ` : sql``;
-  if (!kinds.includes("purchase")) return labelled(sql`with ${withBase}agg as (${agg}) select agg.*, 0 as buyers, 0 as repeat_buyers from agg`);
+  if (part === "counts" || !kinds.includes("purchase")) {
+    const withBase = shared ? sql`with base as materialized (${read(sql`f.kind in (${kindList})`)}) ` : sql``;
+    return labelled(part === "counts" ? agg : sql`${withBase}select agg.*, 0 as buyers, 0 as repeat_buyers from (${agg}) agg`);
+  }
   const day = (col: SQL) => sql`(${col} at time zone ${tz})::date`;
-  const tail = sql`select agg.*, coalesce(nb.n, 0) as buyers, coalesce(rb.n, 0) as repeat_buyers
-    from agg left join nb on nb.k = agg.k and nb.b is not distinct from agg.b left join rb on rb.k = agg.k and rb.b is not distinct from agg.b`;
+  const buyers = sql`buyers as materialized (select k, b, contact_id, min(${day(sql`occurred_at`)}) as d from ${purchases} group by k, b, contact_id),
+    nb as (select k, b, count(*)::int as n from buyers group by k, b)`;
+  let rb: SQL;
   if (joined) {
     // Per-row joins make buyers many (every buyer of the period, per segment or calendar): the
     // repeat test is set-based. A buyer of the bucket whose first local day is d repeats when they
@@ -351,29 +360,27 @@ function factsQuery(plan: Plan, kinds: readonly FactKind[]): SQL {
     // from one hash join of the buyers with the tenant's purchases before `to` (materialized, so
     // the planner cannot probe the index once per buyer, which cost a third of the statement).
     const endDay = plan.period ? sql`least((y.b + interval ${sql.raw(`'1 ${plan.period}'`)})::date, ${plan.toDay}::date)` : sql`${plan.toDay}::date`;
-    return labelled(sql`with ${withBase}agg as (${agg}),
-      buyers as materialized (select k, b, contact_id, min(${day(sql`occurred_at`)}) as d from ${purchases} group by k, b, contact_id),
-      nb as (select k, b, count(*)::int as n from buyers group by k, b),
-      allp as materialized (select p.contact_id, ${day(sql`p.occurred_at`)} as day from metric_facts p
+    rb = sql`allp as materialized (select p.contact_id, ${day(sql`p.occurred_at`)} as day from metric_facts p
         where p.tenant_id = ${T}::uuid and p.kind = 'purchase' and p.occurred_at < ${plan.to}::timestamptz),
       pd as (select * from allp where allp.contact_id in (select contact_id from buyers)),
       pf as (select contact_id, min(day) as d1 from pd group by contact_id),
       ps as (select pd.contact_id, min(pd.day) as d2 from pd join pf on pf.contact_id = pd.contact_id where pd.day > pf.d1 group by pd.contact_id),
       rb as (select y.k, y.b, count(*)::int as n from buyers y join pf on pf.contact_id = y.contact_id left join ps on ps.contact_id = y.contact_id
-        where pf.d1 <> y.d or ps.d2 < ${endDay} group by y.k, y.b)
-      ${tail}`);
-  }
-  // A buyer of the bucket repeats when they bought on another local day too, before the bucket's end
-  // (in any clinic, with any consultant): a semi-join of the buyers with their purchases
-  // (metric_facts_contact_idx per buyer, or one pass over the purchases, as the planner finds cheaper).
-  return labelled(sql`with ${withBase}agg as (${agg}),
-    buyers as materialized (select k, b, contact_id, min(${day(sql`occurred_at`)}) as d from ${purchases} group by k, b, contact_id),
-    nb as (select k, b, count(*)::int as n from buyers group by k, b),
-    rb as (select y.k, y.b, count(*)::int as n from buyers y
+        where pf.d1 <> y.d or ps.d2 < ${endDay} group by y.k, y.b)`;
+  } else {
+    // A buyer of the bucket repeats when they bought on another local day too, before the bucket's end
+    // (in any clinic, with any consultant): a semi-join of the buyers with their purchases
+    // (metric_facts_contact_idx per buyer, or one pass over the purchases, as the planner finds cheaper).
+    rb = sql`rb as (select y.k, y.b, count(*)::int as n from buyers y
       where exists (select 1 from metric_facts p where p.tenant_id = ${T}::uuid and p.contact_id = y.contact_id and p.kind = 'purchase'
         and p.occurred_at < ${d.bucketEnd(sql`y.b`)} and ${day(sql`p.occurred_at`)} <> y.d)
-      group by y.k, y.b)
-    ${tail}`);
+      group by y.k, y.b)`;
+  }
+  if (part === "buyers") return labelled(sql`with ${buyers}, ${rb} select nb.k, nb.b, nb.n as buyers, coalesce(rb.n, 0) as repeat_buyers from nb left join rb on rb.k = nb.k and rb.b is not distinct from nb.b`);
+  const withBase = shared ? sql`base as materialized (${read(sql`f.kind in (${kindList})`)}), ` : sql``;
+  return labelled(sql`with ${withBase}agg as (${agg}), ${buyers}, ${rb}
+    select agg.*, coalesce(nb.n, 0) as buyers, coalesce(rb.n, 0) as repeat_buyers
+    from agg left join nb on nb.k = agg.k and nb.b is not distinct from agg.b left join rb on rb.k = agg.k and rb.b is not distinct from agg.b`);
 }
 
 function followUpsQuery(plan: Plan): SQL {
@@ -482,24 +489,31 @@ export async function computeRaw(ctx: Ctx, plan: Plan, sources: ReadonlySet<Sour
   if (plan.by === "segment" && !plan.segments.length) return out;
   const n = (x: unknown) => (x === null || x === undefined ? 0 : Number(x));
   const num = (x: unknown) => (x === null || x === undefined ? null : Number(x));
+  const counts = (v: Raw, r: Row) => {
+    v.appointments = n(r.appointments);
+    v.visits = n(r.visits);
+    v.consultations = n(r.consultations);
+    v.converted = n(r.converted);
+    v.purchases = n(r.purchases);
+    v.refunds = n(r.refunds);
+    v.responses = n(r.responses);
+    v.promoters = n(r.promoters);
+    v.detractors = n(r.detractors);
+  };
+  const buyerCounts = (v: Raw, r: Row) => {
+    v.buyers = n(r.buyers);
+    v.repeatBuyers = n(r.repeat_buyers);
+  };
+  // Segment groupings and filters join every statement with the contacts: the facts' counts and
+  // buyers go as two statements side by side (calendar plans run as one statement anyway).
+  const splitFacts = (plan.by === "segment" || plan.segmentFilter !== null) && !needsCalendar(plan) && kinds.includes("purchase");
   const all: { source: Source; q: () => SQL; apply: (v: Raw, r: Row) => void }[] = [
-    {
-      source: "facts",
-      q: () => factsQuery(plan, kinds),
-      apply: (v, r) => {
-        v.appointments = n(r.appointments);
-        v.visits = n(r.visits);
-        v.consultations = n(r.consultations);
-        v.converted = n(r.converted);
-        v.purchases = n(r.purchases);
-        v.refunds = n(r.refunds);
-        v.responses = n(r.responses);
-        v.promoters = n(r.promoters);
-        v.detractors = n(r.detractors);
-        v.buyers = n(r.buyers);
-        v.repeatBuyers = n(r.repeat_buyers);
-      },
-    },
+    ...(splitFacts
+      ? [
+          { source: "facts" as const, q: () => factsQuery(plan, kinds, "counts"), apply: counts },
+          { source: "facts" as const, q: () => factsQuery(plan, kinds, "buyers"), apply: buyerCounts },
+        ]
+      : [{ source: "facts" as const, q: () => factsQuery(plan, kinds), apply: (v: Raw, r: Row) => (counts(v, r), buyerCounts(v, r)) }]),
     { source: "followUps", q: () => followUpsQuery(plan), apply: (v, r) => ((v.followUpsDue = n(r.due)), (v.followUpsDone = n(r.done))) },
     { source: "contacts", q: () => contactsQuery(plan), apply: (v, r) => ((v.newContacts = n(r.new_contacts)), (v.referredContacts = n(r.referred))) },
     {
