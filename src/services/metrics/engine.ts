@@ -352,7 +352,9 @@ function factsQuery(plan: Plan, kinds: readonly FactKind[], part: "all" | "count
   const buyers = sql`buyers as materialized (select k, b, contact_id, min(${day(sql`occurred_at`)}) as d from ${purchases} group by k, b, contact_id),
     nb as (select k, b, count(*)::int as n from buyers group by k, b)`;
   let rb: SQL;
-  if (joined) {
+  // Grouped by segment or calendar, or filtered by a segment: buyers are many. One calendar's
+  // recipients are few enough for a probe per buyer.
+  if (plan.by === "segment" || plan.by === "calendar" || plan.segmentFilter !== null) {
     // Per-row joins make buyers many (every buyer of the period, per segment or calendar): the
     // repeat test is set-based. A buyer of the bucket whose first local day is d repeats when they
     // bought on another day before the bucket's end, in any clinic: their first purchase day ever
