@@ -83,6 +83,23 @@ export function prepareCsvUpload(file: string, o: { url?: string; token?: string
   return { url, token, chunks, totalRows };
 }
 
+/**
+ * POST one chunk of the file; on failure, stop the bar, say where the import stopped and how to
+ * go on (`again`: why running the command again is safe), and answer null.
+ */
+export async function postChunk(upload: CsvUpload, path: string, chunk: { body: string; rowOffset: number }, bar: SingleBar, again: string): Promise<Response | null> {
+  const res = await fetch(`${upload.url}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${upload.token}`, "content-type": "text/csv; charset=utf-8" },
+    body: chunk.body,
+  }).catch((err: Error) => err);
+  if (!(res instanceof Error) && res.ok) return res;
+  bar.stop();
+  const detail = res instanceof Error ? `${res.message} (is Siyu running at ${upload.url}?)` : `${res.status} ${await res.text()}`;
+  process.stderr.write(`import stopped at file line ${chunk.rowOffset + 2}: ${detail}\nRows before it were imported; run the same command again to continue (${again}).\n`);
+  return null;
+}
+
 export async function importContactsCommand(file: string, o: { url?: string; token?: string; onDuplicate: string; batch: string; errors?: string }): Promise<number> {
   if (o.onDuplicate !== "update" && o.onDuplicate !== "skip") {
     process.stderr.write("--on-duplicate must be update or skip\n");
@@ -90,23 +107,14 @@ export async function importContactsCommand(file: string, o: { url?: string; tok
   }
   const upload = prepareCsvUpload(file, o);
   if (typeof upload === "number") return upload;
-  const { url, token, chunks, totalRows } = upload;
+  const { chunks, totalRows } = upload;
   const bar = new SingleBar({ format: "importing {bar} {percentage}% | {value}/{total} rows | {created} new, {updated} updated, {failed} failed | ETA {eta_formatted}", stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
   const sum: Report = { total: 0, created: 0, updated: 0, skipped: 0, failed: 0, leads: 0, errors: [] };
   const started = Date.now();
   bar.start(totalRows, 0, { created: 0, updated: 0, failed: 0 });
   for (const chunk of chunks) {
-    const res = await fetch(`${url}/v1/contacts/import?onDuplicate=${o.onDuplicate}&rowOffset=${chunk.rowOffset}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "text/csv; charset=utf-8" },
-      body: chunk.body,
-    }).catch((err: Error) => err);
-    if (res instanceof Error || !res.ok) {
-      bar.stop();
-      const detail = res instanceof Error ? `${res.message} (is Siyu running at ${url}?)` : `${res.status} ${await res.text()}`;
-      process.stderr.write(`import stopped at file line ${chunk.rowOffset + 2}: ${detail}\nRows before it were imported; run the same command again to continue (existing contacts are matched, not duplicated).\n`);
-      return 1;
-    }
+    const res = await postChunk(upload, `/v1/contacts/import?onDuplicate=${o.onDuplicate}&rowOffset=${chunk.rowOffset}`, chunk, bar, "existing contacts are matched, not duplicated");
+    if (!res) return 1;
     const r = (await res.json()) as Report;
     for (const k of ["total", "created", "updated", "skipped", "failed", "leads"] as const) sum[k] += r[k] ?? 0;
     sum.errors.push(...r.errors);

@@ -1,5 +1,5 @@
 import { Presets, SingleBar } from "cli-progress";
-import { prepareCsvUpload, reportRowErrors } from "./import-contacts";
+import { postChunk, prepareCsvUpload, reportRowErrors } from "./import-contacts";
 
 interface Report {
   total: number;
@@ -21,24 +21,15 @@ const TYPE_NAMES: Record<string, string> = { appointment_booked: "预约", visit
 export async function importConversionsCommand(file: string, o: { url?: string; token?: string; batch: string; errors?: string }): Promise<number> {
   const upload = prepareCsvUpload(file, o);
   if (typeof upload === "number") return upload;
-  const { url, token, chunks, totalRows } = upload;
+  const { chunks, totalRows } = upload;
   const bar = new SingleBar({ format: "importing {bar} {percentage}% | {value}/{total} rows | {imported} new, {duplicates} already there, {failed} failed | ETA {eta_formatted}", stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
   const sum: Report = { total: 0, imported: 0, duplicates: 0, failed: 0, errors: [], byType: {} };
   let ignored: string[] = [];
   const started = Date.now();
   bar.start(totalRows, 0, { imported: 0, duplicates: 0, failed: 0 });
   for (const chunk of chunks) {
-    const res = await fetch(`${url}/v1/conversions/import?rowOffset=${chunk.rowOffset}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "text/csv; charset=utf-8" },
-      body: chunk.body,
-    }).catch((err: Error) => err);
-    if (res instanceof Error || !res.ok) {
-      bar.stop();
-      const detail = res instanceof Error ? `${res.message} (is Siyu running at ${url}?)` : `${res.status} ${await res.text()}`;
-      process.stderr.write(`import stopped at file line ${chunk.rowOffset + 2}: ${detail}\nRows before it were imported; run the same command again to continue (imported rows are not added twice).\n`);
-      return 1;
-    }
+    const res = await postChunk(upload, `/v1/conversions/import?rowOffset=${chunk.rowOffset}`, chunk, bar, "imported rows are not added twice");
+    if (!res) return 1;
     const r = (await res.json()) as Report;
     for (const k of ["total", "imported", "duplicates", "failed"] as const) sum[k] += r[k] ?? 0;
     for (const [type, n] of Object.entries(r.byType ?? {})) sum.byType[type] = (sum.byType[type] ?? 0) + n;

@@ -1,6 +1,7 @@
 import { AppError, ConflictError, NotFoundError, ValidationError, type FieldIssue } from "../../errors";
 import { hasMessage, type MessageKey } from "./i18n";
 import type { Page } from "./kit";
+import { clip as clipText } from "./present";
 
 /**
  * Shared by the admin pages (staff, assignment, WeCom, sandbox, queues, audit): form fields shaped
@@ -97,9 +98,7 @@ export function doneNotice(p: Page, prefix: string, params: Record<string, unkno
 }
 
 /** Short text for a table cell. */
-export function clip(s: string, n = 120): string {
-  return s.length > n ? `${s.slice(0, n)}…` : s;
-}
+export const clip = (s: string, n = 120): string => clipText(s, n);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { z } from "zod";
 import { ownsOnly } from "../../domain/auth/permissions";
 import { localDate } from "../../domain/leads/sop";
 import { ConflictError, ValidationError } from "../../errors";
@@ -7,7 +6,7 @@ import { completeFollowUp, listFollowUps, skipFollowUp, type FollowUpView } from
 import { listConsultants } from "../../services/leads/consultants";
 import type { AppEnv } from "../types";
 import type { MessageKey } from "./i18n";
-import { formOf, page, type Page } from "./kit";
+import { formOf, page, type Page, isUuid } from "./kit";
 import { withQuery } from "./views";
 
 /** The tabs of the follow-ups page and what each asks the service for. */
@@ -20,7 +19,6 @@ const VIEWS = {
 } as const;
 type View = keyof typeof VIEWS;
 const SHOWN = 20;
-const isUuid = (v: string | undefined): v is string => z.uuid().safeParse(v).success;
 
 interface Filters {
   view: View;

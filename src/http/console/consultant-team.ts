@@ -1,14 +1,12 @@
-import { z } from "zod";
 import { ConflictError, ValidationError } from "../../errors";
 import { listConsultants } from "../../services/leads/consultants";
 import { listLeads, reassignLead } from "../../services/leads/leads";
-import { formOf, type Page } from "./kit";
+import { formOf, type Page, isUuid } from "./kit";
 import { slaModel } from "./leads";
 import { withQuery } from "./views";
 
 const GRADES = ["A", "B", "C", "D"] as const;
 const SHOWN = 25;
-const isUuid = (v: string | undefined): v is string => z.uuid().safeParse(v).success;
 
 /** The team workspace's filters: one consultant (or the pool), a grade, the page. */
 export interface TeamFilters {

@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { z } from "zod";
 import { can } from "../../domain/auth/permissions";
 import { analyzeTemplate, ENTRY_KINDS, MissingVariableError, RECIPIENT_VARIABLES, renderEntry, sampleValues, type CalendarDefinition, type CalendarEntry } from "../../domain/calendars/index";
 import { WEEKDAY_NAMES } from "../../domain/calendars/schema";
@@ -12,12 +11,11 @@ import { postDetail, postSummaries, type PostSummary } from "../../services/post
 import type { AppEnv } from "../types";
 import { addMonths, isDate, isoWeekday, labelOr, monthLength, monthStart, occurrencesBetween, reasonText, refusal, reviewBadge, weekdayLabel, whenText, type FormState } from "./content-kit";
 import { reviewPanel } from "./content-reviews";
-import { errorPage, formOf, page, type Page } from "./kit";
+import { errorPage, formOf, page, type Page, isUuid } from "./kit";
 import { options } from "./present";
 import { withQuery } from "./views";
 
 const LIST_PAGE = 25;
-const isUuid = (s: string | undefined): s is string => z.uuid().safeParse(s).success;
 const WHEN_KINDS = ["date", "weekday", "monthday", "birthday", "day", "before"] as const;
 type WhenKind = (typeof WHEN_KINDS)[number];
 const DATED_WHEN: WhenKind[] = ["date", "weekday", "monthday", "birthday"];

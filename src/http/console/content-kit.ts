@@ -133,5 +133,3 @@ export function reasonText(t: Translate, reason: string): { label: string; detai
   return { label: hit ? t(hit[1]) : reason, detail: reason };
 }
 
-/** "12 条" style counts stay numbers; money in yuan without decimals. */
-export const yuan = (n: number): string => `¥${Math.round(n).toLocaleString("zh-CN")}`;

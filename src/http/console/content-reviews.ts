@@ -1,16 +1,14 @@
 import { Hono } from "hono";
-import { z } from "zod";
 import { can } from "../../domain/auth/permissions";
 import { renderPost, DEFAULT_SAMPLE_DATA, type PostFinding } from "../../domain/compliance/posts";
 import { postDetail, reviewDesk, type PostDetail, type PostUse } from "../../services/posts/review-desk";
 import { reviewPost, type ReviewComment } from "../../services/posts/posts";
 import type { AppEnv } from "../types";
 import { labelOr, refusal, reviewBadge, whenText, type FormState } from "./content-kit";
-import { errorPage, formOf, page, type Page } from "./kit";
+import { errorPage, formOf, page, type Page, isUuid } from "./kit";
 import { withQuery } from "./views";
 
 const QUEUE_PAGE = 25;
-const isUuid = (s: string | undefined): s is string => z.uuid().safeParse(s).success;
 
 /** A run of the copy: plain text, or a finding marked in place with its number. */
 interface Segment {

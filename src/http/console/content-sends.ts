@@ -1,12 +1,12 @@
 import { Hono } from "hono";
-import { z } from "zod";
 import type { CalendarDefinition } from "../../domain/calendars/index";
 import { getCalendar, listCalendars } from "../../services/calendars/calendars";
 import { calendarReport, type EntryReport } from "../../services/calendars/report";
 import { listSends } from "../../services/delivery/sends";
 import type { AppEnv } from "../types";
-import { labelOr, reasonText, yuan } from "./content-kit";
-import { errorPage, page, type Page } from "./kit";
+import { labelOr, reasonText } from "./content-kit";
+import { yuan } from "./present";
+import { errorPage, page, type Page, isUuid } from "./kit";
 import { withQuery } from "./views";
 
 const CALENDARS_PAGE = 10;
@@ -14,7 +14,6 @@ const SENDS_PAGE = 50;
 const ATTRIBUTION_DAYS = [1, 7, 30] as const;
 /** Send statuses as delivery records them, in the order a send moves through them. */
 const SEND_STATUSES = ["planned", "queued", "sending", "sent", "skipped", "cancelled", "failed", "over_quota", "not_friend"] as const;
-const isUuid = (s: string | undefined): s is string => z.uuid().safeParse(s).success;
 
 /** A calendar's totals over its entries. */
 function totals(entries: EntryReport[]) {

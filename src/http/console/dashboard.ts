@@ -13,11 +13,11 @@ import { escapeHtml } from "../html";
 import type { AppEnv } from "../types";
 import { barsSvg, linesSvg } from "./consultant-charts";
 import { page, type Page } from "./kit";
+import { yuan } from "./present";
 
 export const DASHBOARD_DAYS = [7, 30, 90] as const;
 
 const pct = (r: Rate) => (r.value === null ? "—" : `${(r.value * 100).toFixed(1)}%`);
-const money = (n: number) => `¥${Math.round(n).toLocaleString("zh-CN")}`;
 /** Trends and segment sizes cover the last 13 weeks, whatever the range above. */
 const TREND_DAYS = 91;
 
@@ -28,7 +28,7 @@ const TREND_DAYS = 91;
 export function metricValue(metric: string, v: number | null, duration: (seconds: number) => string): string {
   if (v === null || !Number.isFinite(v)) return "—";
   if (metric.endsWith("_rate")) return `${(v * 100).toFixed(1)}%`;
-  if (metric === "revenue") return money(v);
+  if (metric === "revenue") return yuan(v);
   if (metric.endsWith("_minutes")) return duration(v * 60);
   if (metric === "nps") return v.toFixed(0);
   return Number.isInteger(v) ? v.toLocaleString("zh-CN") : v.toFixed(1);
@@ -103,7 +103,7 @@ export function dashboardPages(timeZone: string) {
           { label: p.t("dash.repeatRate"), value: pct(m.repeatRate), hint: `${m.repeatBuyers} / ${m.buyers}` },
           { label: p.t("dash.referralRate"), value: pct(m.referralRate), hint: `${m.referredContacts} / ${m.newContacts}` },
           { label: "NPS", value: m.nps.value === null ? "—" : m.nps.value.toFixed(0), hint: p.t("dash.npsHint", { n: m.nps.responses }) },
-          { label: p.t("dash.revenue"), value: money(m.revenue.net), hint: p.t("dash.refunds", { amount: money(m.revenue.refunds) }) },
+          { label: p.t("dash.revenue"), value: yuan(m.revenue.net), hint: p.t("dash.refunds", { amount: yuan(m.revenue.refunds) }) },
           { label: p.t("dash.response"), value: m.leadResponse.medianMinutes === null ? "—" : p.fmt.duration(m.leadResponse.medianMinutes * 60), hint: p.t("dash.responseHint", { n: m.leadResponse.leads }) },
           { label: p.t("dash.slaBreachRate"), value: pct(m.slaBreachRate), hint: `${m.slaBreachRate.numerator} / ${m.slaBreachRate.denominator}` },
         ]
@@ -145,7 +145,7 @@ export function dashboardPages(timeZone: string) {
         openAlerts: alerts.openCount,
         cards: cards.items
           .filter((c) => c.active || c.leadsReceived || c.consultations)
-          .map((c) => ({ name: c.name, leads: c.leadsReceived, sla: pct(c.contactedWithinSlaRate), response: c.medianResponseMinutes === null ? "—" : p.fmt.duration(c.medianResponseMinutes * 60), consultations: c.consultations, conversions: c.conversions, deal: pct(c.dealRate), revenue: money(c.revenue), followUps: pct(c.followUpRate) })),
+          .map((c) => ({ name: c.name, leads: c.leadsReceived, sla: pct(c.contactedWithinSlaRate), response: c.medianResponseMinutes === null ? "—" : p.fmt.duration(c.medianResponseMinutes * 60), consultations: c.consultations, conversions: c.conversions, deal: pct(c.dealRate), revenue: yuan(c.revenue), followUps: pct(c.followUpRate) })),
         weekly: weeklyModel(p, weekly.series),
         segments: segmentsModel(p, sizes.segments, trendFrom, addDays(to, -1)),
       },
@@ -190,14 +190,14 @@ function weeklyModel(p: Page, series: WeekRow[]) {
       format: (v) => `${Math.round(v * 100)}%`,
       cls: "rates",
     }),
-    revenueSvg: barsSvg({ title: p.t("dash2.revenue.title"), desc: p.t("dash2.revenue.desc", { from: first, to: last }), labels, values: revenue, format: money, cls: "revenue" }),
+    revenueSvg: barsSvg({ title: p.t("dash2.revenue.title"), desc: p.t("dash2.revenue.desc", { from: first, to: last }), labels, values: revenue, format: yuan, cls: "revenue" }),
     rows: series.map((s) => ({
       week: s.bucket,
       deal: pct(s.metrics.dealRate),
       dealHint: `${s.metrics.converted} / ${s.metrics.consultations}`,
       visit: pct(s.metrics.visitRate),
       followUp: pct(s.metrics.followUpRate),
-      revenue: money(s.metrics.revenue.net),
+      revenue: yuan(s.metrics.revenue.net),
     })),
   };
 }

@@ -8,6 +8,7 @@ import type { AppEnv } from "../types";
 import { DEFAULT_LOCALE, isLocale, LANG_COOKIE, translator, type Locale, type MessageKey, type Translate } from "./i18n";
 import { navFor } from "./nav";
 import { renderPage, type Shell, type ViewName } from "./views";
+import { z } from "zod";
 
 /** Everything a console page handler needs: who is signed in, their service ctx, the language and formats. */
 export interface Page {
@@ -130,3 +131,6 @@ export async function formOf(c: Context): Promise<Record<string, string>> {
   for (const [k, v] of Object.entries(body)) if (typeof v === "string") out[k] = v;
   return out;
 }
+
+/** A path or query value that is a UUID (anything else is a 404, never a database error). */
+export const isUuid = (s: string | undefined): s is string => z.uuid().safeParse(s).success;

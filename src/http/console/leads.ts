@@ -135,17 +135,7 @@ export function leadPages(timeZone: string) {
   app.post("/console/leads/:id/outcome", page(timeZone, "leads:work", async (p) => {
     const id = p.c.req.param("id")!;
     const f = await formOf(p.c);
-    const amount = f.amount?.trim().replace(/[,，]/g, "");
-    const items = (f.items ?? "").split(/[,，、\n]/).map((s) => s.trim()).filter(Boolean);
-    const input = {
-      outcome: f.outcome || undefined,
-      // A number when it reads as one; else the text, which the service refuses at `amount`.
-      amount: amount ? (Number.isFinite(Number(amount)) ? Number(amount) : amount) : undefined,
-      items: items.length ? items : undefined,
-      lostReason: f.lostReason || undefined,
-      mode: f.mode || undefined,
-      note: f.note?.trim() || undefined,
-    };
+    const input = outcomeInput(f);
     try {
       await recordOutcome({ ctx: p.ctx, id, input });
     } catch (err) {
@@ -185,6 +175,21 @@ function strayTaskError(state: TaskState | undefined, listed: { id: string }[]):
 function taskFlash(p: Page): string | undefined {
   const done = p.c.req.query("done");
   return done === "task" ? p.t("task.flash.done") : done === "skipped" ? p.t("task.flash.skipped") : undefined;
+}
+
+/** The outcome form as recordOutcome's input (the lead page's and the chat sidebar's). */
+export function outcomeInput(f: Record<string, string>) {
+  const amount = f.amount?.trim().replace(/[,，]/g, "");
+  const items = (f.items ?? "").split(/[,，、\n]/).map((s) => s.trim()).filter(Boolean);
+  return {
+    outcome: f.outcome || undefined,
+    // A number when it reads as one; else the text, which the service refuses at `amount`.
+    amount: amount ? (Number.isFinite(Number(amount)) ? Number(amount) : amount) : undefined,
+    items: items.length ? items : undefined,
+    lostReason: f.lostReason || undefined,
+    mode: f.mode || undefined,
+    note: f.note?.trim() || undefined,
+  };
 }
 
 export function slaModel(p: Pick<Page, "t" | "fmt">, l: Pick<LeadView, "firstContactDueAt" | "firstContactedAt" | "status">, now: number) {

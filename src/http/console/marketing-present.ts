@@ -3,6 +3,7 @@ import { DEFAULT_TAG_GROUPS } from "../../domain/tagging/default-groups";
 import type { Action, Comparison, Condition, NumberOrParam } from "../../domain/tagging/rules";
 import { escapeHtml } from "../html";
 import { hasMessage, type MessageKey, type Translate } from "./i18n";
+import { clip } from "./present";
 
 /**
  * What the marketing pages print, shaped from service results: the rule set as YAML (the editor's
@@ -108,9 +109,6 @@ function num(v: NumberOrParam | undefined, params: Record<string, number>): stri
   return params[v.param] !== undefined ? `${v.param} (${params[v.param]})` : v.param;
 }
 
-function clip(s: string, n: number): string {
-  return s.length > n ? `${s.slice(0, n)}…` : s;
-}
 
 export function actionText(t: Translate, a: Action, params: Record<string, number>): string {
   if ("set" in a) return t("rules.act.set", { tag: `${a.set.group}:${a.set.tag}` });

@@ -19,7 +19,8 @@ const DETAIL_FIELDS = ["text", "topic", "articleId", "liveId", "minutes", "item"
 
 const label = (t: Translate, key: string, fallback: string) => (hasMessage(key) ? t(key) : fallback);
 
-function clip(s: string, n = 80): string {
+/** Short text for a table cell or a line. */
+export function clip(s: string, n = 80): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
 
@@ -81,3 +82,6 @@ export function timelineItems(t: Translate, fmt: Formats, entries: (TimelineEntr
 export function options<T extends string>(values: readonly T[], labelOf: (v: T) => string, selected: string | undefined) {
   return values.map((value) => ({ value, label: labelOf(value), selected: value === selected }));
 }
+
+/** Money in yuan without decimals: ¥12,800. */
+export const yuan = (n: number): string => `¥${Math.round(n).toLocaleString("zh-CN")}`;

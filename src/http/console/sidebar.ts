@@ -29,7 +29,7 @@ import { isLocale, LANG_COOKIE, translator, type Locale, type MessageKey, type T
 import { formats, formOf, localeOf, pageStatus, type Formats } from "./kit";
 import { renderSidebar, sidebarResponse, type SidebarData, type SidebarView } from "./sidebar-view";
 import { withQuery } from "./views";
-import { slaModel } from "./leads";
+import { outcomeInput, slaModel } from "./leads";
 
 /** The OAuth `state`, bound to the browser that started the sign-in (10 minutes). */
 const OAUTH_COOKIE = "siyu_sb_oauth";
@@ -261,14 +261,9 @@ export function sidebarPages(deps: HttpDeps) {
       const contact = await getContact({ ctx: p.ctx, id: lead.contactId });
       const back = contact.externalUserId ? `/sidebar/${p.slug}/contact/${encodeURIComponent(contact.externalUserId)}` : `/sidebar/${p.slug}`;
       const f = await formOf(p.c);
-      const amount = f.amount?.trim().replace(/[,，]/g, "");
-      const items = (f.items ?? "").split(/[,，、\n]/).map((s) => s.trim()).filter(Boolean);
-      const input = {
-        outcome: f.outcome || undefined,
-        amount: amount ? (Number.isFinite(Number(amount)) ? Number(amount) : amount) : undefined,
-        items: items.length ? items : undefined,
-        lostReason: f.lostReason || undefined,
-      };
+      // The two-tap form sends outcome, amount or lost reason only.
+      const { outcome, amount, items, lostReason } = outcomeInput(f);
+      const input = { outcome, amount, items, lostReason };
       try {
         await recordOutcome({ ctx: p.ctx, id, input });
       } catch (err) {

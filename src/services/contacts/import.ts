@@ -1,10 +1,10 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { parse } from "csv-parse/sync";
 import { z } from "zod";
 import { clinics, contacts, staff } from "../../db/schema/index";
 import { normalizePhone } from "../../domain/pii/phone";
 import { AppError, ValidationError } from "../../errors";
 import { audit, requirePermission, requirePii, withTransaction, type AuditEntry, type Ctx } from "../context";
+import { parseCsvRecords } from "../csv";
 import { findByKeys } from "./internal";
 import { auditSnapshot, ContactFields, type ContactRow } from "./schemas";
 import { markTagsDue } from "../tagging/tag-state";
@@ -82,20 +82,7 @@ export async function importContacts({ ctx, csv, options }: { ctx: Ctx; csv: str
   const { onDuplicate, rowOffset, source } = opt.data;
   const pii = requirePii(ctx);
 
-  let records: { record: Record<string, string>; info: { lines: number } }[];
-  try {
-    records = parse(csv, {
-      columns: (header: string[]) => header.map((h) => HEADER_ALIASES[h.trim().toLowerCase().replace(/[\s_-]/g, "")] ?? `attr:${h.trim()}`),
-      bom: true,
-      skip_empty_lines: true,
-      trim: true,
-      relax_column_count: true,
-      info: true,
-    }) as typeof records;
-  } catch (err) {
-    const e = err as { message?: string; lines?: number };
-    throw new ValidationError([{ field: "csv", message: `line ${(e.lines ?? 0) + rowOffset}: ${e.message ?? "cannot be parsed"}` }]);
-  }
+  const records = parseCsvRecords(csv, (header) => header.map((h) => HEADER_ALIASES[h.trim().toLowerCase().replace(/[\s_-]/g, "")] ?? `attr:${h.trim()}`), rowOffset);
   const report: ImportReport = { total: records.length, created: 0, updated: 0, skipped: 0, failed: 0, leads: 0, errors: [] };
   if (records.length === 0) return report;
   const headerKeys = Object.keys(records[0]!.record);

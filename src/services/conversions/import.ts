@@ -1,11 +1,11 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { parse } from "csv-parse/sync";
 import { z } from "zod";
 import { clinics, contacts, events, staff } from "../../db/schema/index";
 import { conversionColumn, conversionRowKey, parseConversionRow, type ConversionRow } from "../../domain/conversions/csv";
 import { checkOccurredAt } from "../../domain/events/types";
 import { AppError, ValidationError, type FieldIssue } from "../../errors";
 import { audit, requirePermission, requirePii, withTransaction, type Ctx } from "../context";
+import { parseCsvRecords } from "../csv";
 import { ingestEvents } from "../events/ingest";
 import { leadConfig, tenantTimeZone } from "../leads/internal";
 import { checkRefund } from "./record";
@@ -55,26 +55,17 @@ export async function importConversions({ ctx, csv, options }: { ctx: Ctx; csv: 
   const opt = ImportConversionsOptions.safeParse(options ?? {});
   if (!opt.success) throw new ValidationError(opt.error.issues.map((i) => ({ field: String(i.path[0]), message: i.message })));
   const { rowOffset } = opt.data;
-  let records: { record: Record<string, string>; info: { lines: number } }[];
   const ignored: string[] = [];
-  try {
-    records = parse(csv, {
-      columns: (header: string[]) =>
-        header.map((h, i) => {
-          const col = conversionColumn(h);
-          if (!col) ignored.push(h);
-          return col ?? `ignored:${i}`;
-        }),
-      bom: true,
-      skip_empty_lines: true,
-      trim: true,
-      relax_column_count: true,
-      info: true,
-    }) as typeof records;
-  } catch (err) {
-    const e = err as { message?: string; lines?: number };
-    throw new ValidationError([{ field: "csv", message: `line ${(e.lines ?? 0) + rowOffset}: ${e.message ?? "cannot be parsed"}` }]);
-  }
+  const records = parseCsvRecords(
+    csv,
+    (header) =>
+      header.map((h, i) => {
+        const col = conversionColumn(h);
+        if (!col) ignored.push(h);
+        return col ?? `ignored:${i}`;
+      }),
+    rowOffset,
+  );
   const report: ImportConversionsReport = { total: records.length, imported: 0, duplicates: 0, failed: 0, errors: [], byType: {}, ignoredColumns: ignored };
   if (!records.length) return report;
   const cols = new Set(Object.keys(records[0]!.record));

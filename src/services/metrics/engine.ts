@@ -468,14 +468,13 @@ type Row = Record<string, unknown> & { k: string; bt: string };
 async function run(ctx: Ctx, q: SQL): Promise<Row[]> {
   if (ctx.tx) return rowsOf<Row>(await ctx.tx.execute(q));
   return ctx.deps.db.transaction(async (tx) => {
-    await tx.execute(sql`set local jit = off`);
-    await tx.execute(sql`set local max_parallel_workers_per_gather = 0`);
+    // One round trip for the statement's settings (set_config with is_local: as SET LOCAL).
     // Grouping a quarter's facts by day, and a segment's or calendar's joined facts, fit in memory
-    // instead of spilling to disk.
-    await tx.execute(sql`set local work_mem = '64MB'`);
-    // The tables these read are hot in memory: an index probe costs little more than a sequential
-    // read, so a few thousand leads probe contacts by key instead of hashing every contact.
-    await tx.execute(sql`set local random_page_cost = 1.1`);
+    // instead of spilling to disk (work_mem). The tables these read are hot in memory: an index
+    // probe costs little more than a sequential read, so a few thousand leads probe contacts by key
+    // instead of hashing every contact (random_page_cost).
+    await tx.execute(sql`select set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true),
+      set_config('work_mem', '64MB', true), set_config('random_page_cost', '1.1', true)`);
     return rowsOf<Row>(await tx.execute(q));
   });
 }
