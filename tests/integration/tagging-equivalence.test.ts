@@ -27,7 +27,9 @@ beforeAll(async () => {
 afterAll(async () => t?.close());
 
 
-const TEXTS = ["你好", "想祛痘", "热玛吉多少钱", "想做隐形矫正", "冰点脱毛疼吗", "产后修复", "随便看看", "ＨＥＬＬＯ 美白", "减肥有什么项目"];
+// The last four hold LIKE's special characters: "5折_%" and "c:\\d" are keywords below, found only
+// where they really are (a pattern left unescaped would find "5折_%" in "5折券" too).
+const TEXTS = ["你好", "想祛痘", "热玛吉多少钱", "想做隐形矫正", "冰点脱毛疼吗", "产后修复", "随便看看", "ＨＥＬＬＯ 美白", "减肥有什么项目", "5折_%活动", "5折券", "路径 c:\\d", "c:d"];
 const TOPICS = ["祛痘指南", "抗衰科普", "种植牙须知", "医生访谈", "门店活动"];
 const ITEMS = ["水光针", "热玛吉", "祛痘疗程", "牙齿矫正", "光子嫩肤", "盆底修复"];
 const TITLES = ["冬季补水", "热玛吉问答", "ＨＥＬＬＯ 新客"];
@@ -39,7 +41,7 @@ const TITLES = ["冬季补水", "热玛吉问答", "ＨＥＬＬＯ 新客"];
  */
 const EXTRA_RULES: Rule[] = [
   { id: "test-article-only", name: "article words", priority: 150, trigger: { events: ["article_read"] }, when: { match: { keywords: ["须知", "热玛吉", "hello"], in: ["article"] } }, then: [{ add: { group: "need", tag: "种植牙" } }] },
-  { id: "test-message-items", name: "message or item words", priority: 150, trigger: { events: ["message_received", "purchase", "visit", "appointment_booked", "consultation_outcome"] }, when: { match: { keywords: ["热玛吉", "光子"], in: ["message", "items"], windowDays: 30 } }, then: [{ add: { group: "need", tag: "抗衰" } }] },
+  { id: "test-message-items", name: "message or item words", priority: 150, trigger: { events: ["message_received", "purchase", "visit", "appointment_booked", "consultation_outcome"] }, when: { match: { keywords: ["热玛吉", "光子", "5折_%", "c:\\d"], in: ["message", "items"], windowDays: 30 } }, then: [{ add: { group: "need", tag: "抗衰" } }] },
 ];
 
 function randomHistory(r: () => number, contactId: string): EventFact[] {

@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rowsOf } from "../../src/db/client";
+import { rowsOf, type Tx } from "../../src/db/client";
 import { events, tagHistory } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { client, createTestTenant, type TestTenant } from "../helpers/factories";
@@ -148,37 +148,83 @@ describe("incremental tagging", () => {
   });
 });
 
+/**
+ * Runs a set-based pass while `hold` keeps a lock in an open transaction: the pass must still be
+ * running 300 ms later, and finish once the transaction ends. Returns the dormant contact's visit tag.
+ */
+async function passWaitsFor(name: string, hold: (tx: Tx, contactId: string) => Promise<void>, mode: "schedule" | "backfill") {
+  const { runSetBased } = await import("../../src/services/tagging/set-based");
+  const { systemCtx } = await import("../../src/services/context");
+  const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name });
+  await send([{ type: "visit", contactId: c.body.id, occurredAt: ago(400), idempotencyKey: `lock-${c.body.id}`, data: {} }]);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let locked!: () => void;
+  const lockTaken = new Promise<void>((r) => (locked = r));
+  const holder = t.rt.deps.db.transaction(async (tx) => {
+    await hold(tx, c.body.id);
+    locked();
+    await held;
+  });
+  await lockTaken;
+  let done = false;
+  const pass = runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode }).then((r) => {
+    done = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  expect(done).toBe(false);
+  release();
+  await holder;
+  expect((await pass).contacts).toBeGreaterThanOrEqual(1);
+  // 400 days without a visit: the pass made the contact dormant.
+  const tagsNow = await client(t.app, tenant.tokens.admin).get(`/v1/contacts/${c.body.id}/tags`);
+  return tagsNow.body.tags.find((x: { group: string }) => x.group === "visit");
+}
+
 describe("set-based pass and events worker", () => {
   it("a set-based chunk waits for a worker batch holding the tenant's tag lock, then applies", async () => {
-    const { runSetBased, shareTagLocks } = await import("../../src/services/tagging/set-based");
-    const { systemCtx } = await import("../../src/services/context");
-    const c = await client(t.app, tenant.tokens.admin).post("/v1/contacts", { name: "锁测试" });
-    await send([{ type: "visit", contactId: c.body.id, occurredAt: ago(400), idempotencyKey: `lock-${c.body.id}`, data: {} }]);
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((r) => (locked = r));
+    const { shareTagLocks } = await import("../../src/services/tagging/set-based");
     // A "worker batch": a transaction sharing the tag locks, open until released.
-    const batch = t.rt.deps.db.transaction(async (tx) => {
-      await shareTagLocks(tx, tenant.id);
-      locked();
-      await held;
-    });
-    await lockTaken;
-    let done = false;
-    const pass = runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "schedule" }).then((r) => {
-      done = true;
-      return r;
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    expect(done).toBe(false);
-    release();
-    await batch;
-    const result = await pass;
-    expect(result.contacts).toBeGreaterThanOrEqual(1);
-    // 400 days without a visit: the nightly pass made the contact dormant.
-    const tagsNow = await client(t.app, tenant.tokens.admin).get(`/v1/contacts/${c.body.id}/tags`);
-    expect(tagsNow.body.tags.find((x: { group: string }) => x.group === "visit")).toMatchObject({ name: "沉睡", reason: { ruleId: "visit-dormant" } });
+    const visit = await passWaitsFor("锁测试", (tx) => shareTagLocks(tx, tenant.id), "schedule");
+    expect(visit).toMatchObject({ name: "沉睡", reason: { ruleId: "visit-dormant" } });
+  });
+});
+
+describe("set-based pass: parts and aggregates", () => {
+  it("a chunk holds the lock of the one part of the id space its contacts lie in, so another pass's chunk of that part waits", async () => {
+    const { tagLockKeys } = await import("../../src/services/tagging/set-based");
+    const { partOf, PARTS } = await import("../../src/services/tagging/tag-state");
+    expect(PARTS).toBe(4);
+    expect(["00000000", "3fffffff", "40000000", "7fffffff", "80000000", "bfffffff", "c0000000", "ffffffff"].map((p) => partOf(`${p}-0000-4000-8000-000000000000`))).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
+    // "Another pass": a transaction holding the contact's part exclusively, as its chunk would.
+    const visit = await passWaitsFor("分区锁", async (tx, contactId) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${tagLockKeys(tenant.id)[partOf(contactId)]!}::text))`);
+    }, "backfill");
+    expect(visit).toMatchObject({ name: "沉睡" });
+  });
+
+  it("siyu_latest gives the value of the latest row, ties broken by the greater id, as the ordered array_agg it replaces", async () => {
+    const rows = rowsOf<{ g: number; latest: number | null; ordered: number | null }>(
+      await t.rt.deps.db.execute(sql`
+        select g, siyu_latest(at, id, v) as latest, (array_agg(v order by at desc, id desc))[1] as ordered
+        from (values
+          (1, '2026-01-01T00:00:00Z'::timestamptz, '00000000-0000-4000-8000-000000000001'::uuid, 3::float8),
+          (1, '2026-03-01T00:00:00Z', '00000000-0000-4000-8000-000000000001', 9),
+          (1, '2026-02-01T00:00:00Z', '00000000-0000-4000-8000-000000000002', 5),
+          (2, '2026-03-01T00:00:00Z', '00000000-0000-4000-8000-00000000000a', 4),
+          (2, '2026-03-01T00:00:00Z', '00000000-0000-4000-8000-00000000000b', 7),
+          (3, '2026-03-01T00:00:00Z', '00000000-0000-4000-8000-000000000001', 6),
+          (3, '2026-04-01T00:00:00Z', '00000000-0000-4000-8000-000000000001', null)
+        ) x(g, at, id, v) group by g order by g`),
+    );
+    expect(rows.map((r) => [r.g, r.latest === null ? null : Number(r.latest), r.ordered === null ? null : Number(r.ordered)])).toEqual([
+      [1, 9, 9],
+      [2, 7, 7],
+      [3, null, null],
+    ]);
+    const [none] = rowsOf<{ v: number | null }>(await t.rt.deps.db.execute(sql`select siyu_latest(now(), gen_random_uuid(), 1::float8) filter (where false) as v`));
+    expect(none!.v).toBeNull();
   });
 });
 

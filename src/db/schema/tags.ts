@@ -58,8 +58,11 @@ export const contactTags = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.contactId, t.tagId] }),
-    // Segment counts walk one tag's members index-only (contact_id included) and probe the others by primary key.
-    index("contact_tags_tenant_tag_contact_idx").on(t.tenantId, t.tagId, t.contactId),
+    // Segment counts walk one tag's members index-only (contact_id included) and probe the others
+    // by primary key. A tag id belongs to one tenant (the count looks it up in the tenant's tags, in
+    // the same statement), so the index leaves tenant_id out: a third smaller, which a backfill
+    // writing millions of tags feels (2.5 s of 29 at a million contacts).
+    index("contact_tags_tag_contact_idx").on(t.tagId, t.contactId),
   ],
 );
 

@@ -87,7 +87,9 @@ export function segmentCount(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMa
     ? sql`contact_tags d join contacts c on c.id = d.contact_id and c.tenant_id = ${tenantId}::uuid and c.deleted_at is null`
     : sql`contact_tags d`;
   if (!fields) conds.push(sql`not exists (select 1 from contacts x where x.id = d.contact_id and x.deleted_at is not null)`);
-  const query = sql`select count(*)::int as n from ${from} where d.tenant_id = ${tenantId}::uuid and d.tag_id = ${driver.id}::uuid${sql.join(
+  // The driving tag is looked up among the tenant's tags in the statement itself: its members are
+  // that tenant's contacts, read from contact_tags_tag_contact_idx (tag, contact) index-only.
+  const query = sql`select count(*)::int as n from ${from} where d.tag_id = (select t.id from tags t where t.id = ${driver.id}::uuid and t.tenant_id = ${tenantId}::uuid)${sql.join(
     conds.map((c) => sql` and ${c}`),
     sql``,
   )}`;

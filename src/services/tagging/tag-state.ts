@@ -1,12 +1,24 @@
 import { sql } from "drizzle-orm";
 import type { Tx } from "../../db/client";
 
-/** Set-based chunks in flight at once per tenant (each on its own connection, with its own lock key). */
+/** Set-based chunks in flight at once per tenant, each on its own connection. */
 export const PARALLEL = 2;
 
-/** Advisory lock keys of the tag writers of a tenant: set-based chunks take one exclusively, worker batches share all. */
+/**
+ * The contact id space is split into PARTS equal parts (by the id's first 32 bits; random ids
+ * spread evenly), each with its own lock key: a set-based chunk lies in one part and holds its key.
+ * Twice the lanes, so a lane finishing a chunk always finds a part no other lane holds.
+ */
+export const PARTS = PARALLEL * 2;
+
+/** The part of the contact id space (0 .. PARTS - 1) a contact id lies in. */
+export function partOf(contactId: string): number {
+  return Math.floor((parseInt(contactId.slice(0, 8), 16) * PARTS) / 2 ** 32);
+}
+
+/** Advisory lock keys of the tag writers of a tenant, one per part: set-based chunks take their part's exclusively, worker batches share all. */
 export function tagLockKeys(tenantId: string): string[] {
-  return Array.from({ length: PARALLEL }, (_, i) => `siyu-tags-${tenantId}-${i}`);
+  return Array.from({ length: PARTS }, (_, i) => `siyu-tags-${tenantId}-${i}`);
 }
 
 /** Taken by every other writer of tags and tag state (the events worker, WeCom tag pulls, contact edits) before it reads a contact's tags. */
