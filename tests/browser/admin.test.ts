@@ -10,7 +10,7 @@ import { createLogger } from "../../src/logger";
 import type { RunningFakeWecom } from "../../src/wecom/fake/index";
 import { client } from "../helpers/factories";
 import { waitFor } from "../helpers/wait";
-import { startConsole, type ConsoleHarness } from "./helpers";
+import { type ConsoleHarness, navKeys, startConsole } from "./helpers";
 
 /**
  * The admin pages in Chromium: staff and roles (create, change a role, deactivate, hand a
@@ -52,7 +52,6 @@ const shot = async (page: Page, name: string) => {
   await page.evaluate("window.scrollTo(0, 0)");
   await h.screenshot(page, name);
 };
-const navKeys = (page: Page) => page.locator("nav#sidenav [data-nav]").evaluateAll((els) => els.map((e) => e.getAttribute("data-nav")));
 const acceptNextDialog = (page: Page, expectText?: string) =>
   page.once("dialog", (d) => {
     if (expectText) expect(d.message()).toContain(expectText);
@@ -66,8 +65,7 @@ describe("admin: staff and roles", () => {
   it("creates a staff member (a refused field first), changes the role, deactivates after a confirmation", async () => {
     const page = await h.newPage();
     await h.signIn(page, "admin");
-    await page.locator("nav#sidenav [data-nav=staff]").click();
-    await page.waitForURL(/\/console\/staff$/);
+    await h.openSection(page, "staff");
     expect(await page.locator("h1").textContent()).toBe("员工与角色");
     const list = (await page.getByTestId("staff").textContent()) ?? "";
     for (const key of ["admin", "manager", "consultant", "reviewer"] as const) expect(list).toContain(h.tenant.staff[key].email);
@@ -179,8 +177,7 @@ describe("admin: role isolation", () => {
     expect(sim.status()).toBe(403);
 
     // The assignment strategy: a refused value next to its field, then saved.
-    await page.locator("nav#sidenav [data-nav=assignment]").click();
-    await page.waitForURL(/\/console\/assignment$/);
+    await h.openSection(page, "assignment");
     expect(await page.locator("h1").textContent()).toBe("分配策略");
     expect(await page.getByLabel("A 级线索（分钟）").inputValue()).toBe("15");
     await page.getByLabel("A 级线索（分钟）").fill("半小时");
@@ -258,8 +255,7 @@ describe("admin: WeCom", () => {
     expect(await page.getByTestId("sandbox-add").count()).toBe(0);
     await connectSandbox(h.rt.rt.deps, fake, { tenantId: h.tenant.id, slug: h.tenant.slug, callbackBase: h.baseUrl });
 
-    await page.locator("nav#sidenav [data-nav=sandbox]").click();
-    await page.waitForURL(/\/console\/sandbox$/);
+    await h.openSection(page, "sandbox");
     const add = page.getByTestId("sandbox-add");
     // No consultant and no channel: refused next to the field.
     await add.getByRole("button", { name: "模拟加好友" }).click();
@@ -331,8 +327,7 @@ describe("admin: queues and the audit log", () => {
 
     const page = await h.newPage();
     await h.signIn(page, "admin");
-    await page.locator("nav#sidenav [data-nav=queues]").click();
-    await page.waitForURL(/\/console\/queues$/);
+    await h.openSection(page, "queues");
     const counts = page.getByTestId("queue-counts");
     for (const q of ["events", "wecom", "maintenance", "leads", "delivery"]) expect(await counts.locator(`tr[data-queue=${q}]`).count()).toBe(1);
     expect(Number(await counts.locator("tr[data-queue=wecom] td[data-state=failed]").textContent())).toBeGreaterThanOrEqual(1);
@@ -364,8 +359,7 @@ describe("admin: queues and the audit log", () => {
     expect(created, "the staff test creates a staff member first").toBeDefined();
     const page = await h.newPage();
     await h.signIn(page, "admin");
-    await page.locator("nav#sidenav [data-nav=audit]").click();
-    await page.waitForURL(/\/console\/audit$/);
+    await h.openSection(page, "audit");
     const rows = page.locator("[data-testid=audit] tbody tr");
     // The staff creation, by the admin, filtered by actor and action.
     await page.getByLabel("操作人").selectOption(h.tenant.staff.admin.id);

@@ -1,9 +1,8 @@
-import type { Page } from "playwright-core";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alertEpisodes, alertRules } from "../../src/db/schema/index";
 import type { StaffKey } from "../helpers/factories";
-import { PHONE, startConsole, type ConsoleHarness } from "./helpers";
+import { type ConsoleHarness, navKeys, noHorizontalScroll, PHONE, startConsole } from "./helpers";
 
 /** The web console in Debian's Chromium: sign-in per role, role isolation, the main journeys. */
 let h: ConsoleHarness;
@@ -14,9 +13,6 @@ afterAll(async () => {
   await h?.close();
 });
 
-const navKeys = (page: Page) => page.locator("nav#sidenav [data-nav]").evaluateAll((els) => els.map((e) => e.getAttribute("data-nav")));
-// Page-side code as strings: the project's TypeScript has no DOM library.
-const noHorizontalScroll = (page: Page) => page.evaluate("document.documentElement.scrollWidth <= window.innerWidth");
 
 describe("console: sign-in, nav and role isolation", () => {
   const expected: [StaffKey, string, string[]][] = [
@@ -90,8 +86,7 @@ describe("console: marketing walks the contacts", () => {
   it("contacts list -> next page -> filter by a tag -> the contact with its tag reasons and timeline", async () => {
     const page = await h.newPage();
     await h.signIn(page, "marketing");
-    await page.locator("nav#sidenav [data-nav=contacts]").click();
-    await page.waitForURL(/\/console\/contacts$/);
+    await h.openSection(page, "contacts");
     const rows = page.locator("[data-testid=contacts] tbody tr");
     expect(await rows.count()).toBe(25);
     // Newest first: the last seeded contacts lead; marketing sees masked phones only.
@@ -161,8 +156,7 @@ describe("console: a consultant's day", () => {
     await h.screenshot(page, "workspace");
 
     // My contacts: own ones only.
-    await page.locator("nav#sidenav [data-nav=contacts]").click();
-    await page.waitForURL(/\/console\/contacts$/);
+    await h.openSection(page, "contacts");
     const mine = (await page.locator("[data-testid=contacts] tbody").textContent()) ?? "";
     expect(mine).toContain(h.seed.tagged.name);
     expect(mine).not.toContain(h.seed.otherOwned.name);

@@ -8,7 +8,7 @@ import { systemCtx } from "../../src/services/context";
 import { snapshotSegments } from "../../src/services/segments/segments";
 import { client, phone, type StaffKey } from "../helpers/factories";
 import { waitFor } from "../helpers/wait";
-import { PHONE, startConsole, type ConsoleHarness } from "./helpers";
+import { type ConsoleHarness, navKeys, noHorizontalScroll, PHONE, startConsole } from "./helpers";
 
 /**
  * Consultants' pages and the managers' team workspace in Debian's Chromium: a lead arrives, is
@@ -26,9 +26,6 @@ afterAll(async () => {
 
 const api = (who: StaffKey) => client(h.rt.app, h.tenant.tokens[who]);
 const staffName = (who: StaffKey) => `${who} ${h.tenant.slug}`;
-// Page-side code as strings: the project's TypeScript has no DOM library.
-const noHorizontalScroll = (page: Page) => page.evaluate("document.documentElement.scrollWidth <= window.innerWidth");
-const navKeys = (page: Page) => page.locator("nav#sidenav [data-nav]").evaluateAll((els) => els.map((e) => e.getAttribute("data-nav")));
 const accept = (page: Page) => page.once("dialog", (d) => void d.accept());
 const pct = (num: number, den: number) => (den === 0 ? "—" : `${((num / den) * 100).toFixed(1)}%`);
 
@@ -105,8 +102,7 @@ describe("consultant journey: a lead arrives, is claimed from the pool, converts
     await h.signIn(page, "consultant");
     expect((await page.goto(`/console/leads/${leadId}`))?.status()).toBe(404);
     await page.goto("/console");
-    await page.locator("nav#sidenav [data-nav=pool]").click();
-    await page.waitForURL(/\/console\/pool$/);
+    await h.openSection(page, "pool");
     expect(await page.locator("h1").textContent()).toBe("线索公海");
     const poolRow = page.locator(`tr[data-lead="${leadId}"]`);
     expect(await poolRow.textContent()).toContain("孙女士");
@@ -260,8 +256,7 @@ describe("post-visit follow-ups (回访)", () => {
 
     const page = await h.newPage();
     await h.signIn(page, "consultant");
-    await page.locator("nav#sidenav [data-nav=followups]").click();
-    await page.waitForURL(/\/console\/follow-ups$/);
+    await h.openSection(page, "followups", "follow-ups");
     expect(await page.locator("h1").textContent()).toBe("回访");
     const cards = page.getByTestId("followups").locator("li[data-followup]");
     expect(await cards.count()).toBe(20);

@@ -9,7 +9,7 @@ import { WecomClient } from "../../src/wecom/api/client";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
 import { client, phone, type StaffKey } from "../helpers/factories";
 import { testWecomApp } from "../helpers/wecom";
-import { startConsole, type ConsoleHarness } from "./helpers";
+import { type ConsoleHarness, navKeys, startConsole } from "./helpers";
 
 /**
  * Content in the console, in Debian's Chromium: marketing plans a calendar, a reviewer rejects the
@@ -55,7 +55,6 @@ const setAhead = (ms: number) => {
   ahead = ms;
   h.setClockAhead(ms);
 };
-const navKeys = (page: Page) => page.locator("nav#sidenav [data-nav]").evaluateAll((els) => els.map((e) => e.getAttribute("data-nav")));
 /** A local date in Shanghai, n days from now. */
 const shanghaiDate = (n: number) => new Intl.DateTimeFormat("sv-SE", { timeZone: "Asia/Shanghai" }).format(new Date(Date.now() + n * 86_400_000));
 /** A full-page screenshot from the top (a page scrolled to a field would show the sticky header mid-page). */

@@ -14,6 +14,11 @@ export const CHROMIUM = "/usr/bin/chromium";
 /** Screenshots of the main pages, for people to look at (git-ignored). */
 export const SCREENSHOT_DIR = fileURLToPath(new URL("../../test-artifacts/screenshots/", import.meta.url));
 
+/** The nav entries (data-nav keys) the page shows. */
+export const navKeys = (page: Page) => page.locator("nav#sidenav [data-nav]").evaluateAll((els) => els.map((e) => e.getAttribute("data-nav")));
+// Page-side code as a string: the project's TypeScript has no DOM library.
+export const noHorizontalScroll = (page: Page) => page.evaluate("document.documentElement.scrollWidth <= window.innerWidth");
+
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 
@@ -45,6 +50,8 @@ export interface ConsoleHarness {
   newPage(opts?: { viewport?: { width: number; height: number } }): Promise<Page>;
   /** Sign in through the form as one of the tenant's staff; ends on the role's home page. */
   signIn(page: Page, who: StaffKey): Promise<void>;
+  /** Open a section from the nav (its data-nav key) and wait for its page, /console/{path} (the key unless given). */
+  openSection(page: Page, key: string, path?: string): Promise<void>;
   screenshot(page: Page, name: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -99,6 +106,10 @@ export async function startConsole(): Promise<ConsoleHarness> {
         context.setDefaultTimeout(10_000);
         contexts.push(context);
         return context.newPage();
+      },
+      openSection: async (page, key, path = key) => {
+        await page.locator(`nav#sidenav [data-nav=${key}]`).click();
+        await page.waitForURL(new RegExp(`/console/${path}$`));
       },
       signIn: async (page, who) => {
         await page.goto("/login");

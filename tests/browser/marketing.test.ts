@@ -1,13 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
-import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { systemCtx } from "../../src/services/context";
 import { snapshotSegments } from "../../src/services/segments/segments";
 import { client, phone, type StaffKey } from "../helpers/factories";
 import { waitFor } from "../helpers/wait";
-import { startConsole, type ConsoleHarness } from "./helpers";
+import { type ConsoleHarness, navKeys, startConsole } from "./helpers";
 
 /** Marketing's pages in Debian's Chromium: tag rules (draft, dry run, publish, roll back) and segments. */
 let h: ConsoleHarness;
@@ -18,7 +17,6 @@ afterAll(async () => {
   await h?.close();
 });
 
-const navKeys = (page: Page) => page.locator("nav#sidenav [data-nav]").evaluateAll((els) => els.map((e) => e.getAttribute("data-nav")));
 const api = (who: StaffKey = "marketing") => client(h.rt.app, h.tenant.tokens[who]);
 const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
 
@@ -41,8 +39,7 @@ describe("console: tag rules", () => {
   it("marketing signs in and sees the published set by tag group, with no draft yet", async () => {
     const page = await h.newPage();
     await h.signIn(page, "marketing");
-    await page.locator("nav#sidenav [data-nav=rules]").click();
-    await page.waitForURL(/\/console\/rules$/);
+    await h.openSection(page, "rules");
     expect(await page.locator("h1").textContent()).toBe("标签规则");
     expect(await page.locator("nav#sidenav [aria-current=page]").getAttribute("data-nav")).toBe("rules");
 
@@ -206,8 +203,7 @@ describe("console: segments", () => {
   it("starts empty; an expression with a syntax error shows its position with a caret, and nothing is saved", async () => {
     const page = await h.newPage();
     await h.signIn(page, "marketing");
-    await page.locator("nav#sidenav [data-nav=segments]").click();
-    await page.waitForURL(/\/console\/segments$/);
+    await h.openSection(page, "segments");
     expect(await page.getByTestId("empty").textContent()).toContain("还没有分群");
     await page.getByTestId("new-segment").click();
     await page.waitForURL(/\/console\/segments\/new$/);

@@ -8,7 +8,7 @@ import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/inde
 import { jsapiOf } from "../../src/wecom/fake/model/jsapi";
 import { client, type StaffKey } from "../helpers/factories";
 import { testWecomApp } from "../helpers/wecom";
-import { PHONE, startConsole, type ConsoleHarness } from "./helpers";
+import { type ConsoleHarness, noHorizontalScroll, PHONE, startConsole } from "./helpers";
 
 /**
  * The WeCom chat sidebar in Debian's Chromium at phone width, inside a fake WeCom: the fake signs
@@ -20,8 +20,6 @@ let fake: RunningFakeWecom;
 const wecom = testWecomApp();
 const api = (who: StaffKey) => client(h.rt.app, h.tenant.tokens[who]);
 const userid = (who: StaffKey) => `${who}-${h.tenant.slug}`;
-// Page-side code as strings: the project's TypeScript has no DOM library.
-const noHorizontalScroll = (page: Page) => page.evaluate("document.documentElement.scrollWidth <= window.innerWidth");
 
 /** The chats of the walk: WeCom external ids of Siyu contacts, and customers Siyu does not know. */
 const ext = { tagged: "wmSidebarTagged000000000000000001", converted: "wmSidebarConvert00000000000000002", lost: "wmSidebarLost000000000000000000003", colleague: "wmSidebarColleague0000000000000004", unknown: "wmSidebarUnknown0000000000000000005" };

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { ServiceDeps } from "../../src/services/context";
+import type { Ctx, ServiceDeps } from "../../src/services/context";
 import { systemCtx } from "../../src/services/context";
 import { createStaff } from "../../src/services/staff/create";
 import { createTenant } from "../../src/services/tenants/create";
@@ -25,6 +25,11 @@ const ROLE_OF: Record<StaffKey, "admin" | "manager" | "marketing" | "consultant"
   consultant2: "consultant",
   reviewer: "reviewer",
 };
+
+/** A service context acting as one of the tenant's staff, signed in through the console (as the console's pages call services). */
+export function staffCtx(deps: ServiceDeps, tenant: TestTenant, who: StaffKey): Ctx {
+  return { deps, tenantId: tenant.id, actor: { kind: "staff", staffId: tenant.staff[who].id, role: ROLE_OF[who], name: `${who} ${tenant.slug}`, via: "session" }, logger: deps.logger };
+}
 
 /** A tenant with one staff member (and API token) of every role, plus a second consultant. */
 export async function createTestTenant(deps: ServiceDeps, overrides: { slug?: string } = {}): Promise<TestTenant> {

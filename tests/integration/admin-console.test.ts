@@ -18,7 +18,7 @@ import { attachSandbox, detachSandbox, sandboxLinkOf } from "../../src/services/
 import { sandboxOptions, sandboxStatus, simulateContactAdded, simulateGroupJoin, simulateMessage } from "../../src/services/sandbox/simulate";
 import { listWecomCallbacks } from "../../src/services/wecom/callbacks-list";
 import { startFakeWecom, type RunningFakeWecom } from "../../src/wecom/fake/index";
-import { client, createTestTenant, type StaffKey, type TestTenant } from "../helpers/factories";
+import { client, createTestTenant, staffCtx, type StaffKey, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 import { waitFor } from "../helpers/wait";
 import { testWecomApp } from "../helpers/wecom";
@@ -36,10 +36,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const ROLE: Record<StaffKey, "admin" | "manager" | "marketing" | "consultant" | "reviewer"> = { admin: "admin", manager: "manager", marketing: "marketing", consultant: "consultant", consultant2: "consultant", reviewer: "reviewer" };
-function ctxOf(tenant: TestTenant, who: StaffKey): Ctx {
-  return { deps: t.rt.deps, tenantId: tenant.id, actor: { kind: "staff", staffId: tenant.staff[who].id, role: ROLE[who], name: who, via: "session" }, logger: t.rt.deps.logger };
-}
+const ctxOf = (tenant: TestTenant, who: StaffKey): Ctx => staffCtx(t.rt.deps, tenant, who);
 
 describe("audit log by actor", () => {
   it("filters by the staff member who acted, or by system actors; a malformed actor is refused", async () => {

@@ -1,7 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { events, followUps } from "../../src/db/schema/index";
-import type { Role } from "../../src/domain/auth/permissions";
 import { addDays } from "../../src/domain/delivery/schedule";
 import { localDate } from "../../src/domain/leads/sop";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
@@ -9,7 +8,7 @@ import { systemCtx, type Ctx } from "../../src/services/context";
 import { listConsultants } from "../../src/services/leads/consultants";
 import { segmentSizeSeries } from "../../src/services/metrics/segment-sizes";
 import { snapshotSegments } from "../../src/services/segments/segments";
-import { client, createTestTenant, phone, type StaffKey, type TestTenant } from "../helpers/factories";
+import { client, createTestTenant, phone, staffCtx as staffCtxOf, type StaffKey, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 import { waitFor } from "../helpers/wait";
 
@@ -30,13 +29,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const ROLE: Record<StaffKey, Role> = { admin: "admin", manager: "manager", marketing: "marketing", consultant: "consultant", consultant2: "consultant", reviewer: "reviewer" };
-const staffCtx = (who: StaffKey, of: TestTenant = tenant): Ctx => ({
-  deps: t.rt.deps,
-  tenantId: of.id,
-  actor: { kind: "staff", staffId: of.staff[who].id, role: ROLE[who], name: `${who} ${of.slug}`, via: "session" },
-  logger: t.rt.deps.logger,
-});
+const staffCtx = (who: StaffKey, of: TestTenant = tenant): Ctx => staffCtxOf(t.rt.deps, of, who);
 const api = (who: StaffKey, of: TestTenant = tenant) => client(t.app, of.tokens[who]);
 
 async function contact(owner: StaffKey, of: TestTenant = tenant): Promise<string> {

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
-import type { Role } from "../../src/domain/auth/permissions";
 import { contactsByIds } from "../../src/services/contacts/by-ids";
 import { systemCtx, type Ctx } from "../../src/services/context";
 import { snapshotSegments } from "../../src/services/segments/segments";
 import { latestSegmentSnapshots } from "../../src/services/segments/snapshots";
 import { tagRuleVersionPeople } from "../../src/services/tagging/rule-history";
-import { client, createTestTenant, phone, type StaffKey, type TestTenant } from "../helpers/factories";
+import { client, createTestTenant, phone, staffCtx as staffCtxOf, type StaffKey, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 
 /** The small service reads the console's marketing pages added: who wrote and published rule versions, latest segment snapshots, contacts by id. */
@@ -26,13 +25,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const ROLE: Record<StaffKey, Role> = { admin: "admin", manager: "manager", marketing: "marketing", consultant: "consultant", consultant2: "consultant", reviewer: "reviewer" };
-const staffCtx = (who: StaffKey, of: TestTenant = tenant): Ctx => ({
-  deps: t.rt.deps,
-  tenantId: of.id,
-  actor: { kind: "staff", staffId: of.staff[who].id, role: ROLE[who], name: `${who} ${of.slug}`, via: "session" },
-  logger: t.rt.deps.logger,
-});
+const staffCtx = (who: StaffKey, of: TestTenant = tenant): Ctx => staffCtxOf(t.rt.deps, of, who);
 
 describe("tagRuleVersionPeople", () => {
   it("names who saved and who published each version, per tenant; roles without rules:read are refused", async () => {
