@@ -1,9 +1,10 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { events } from "../../src/db/schema/index";
+import { contactTags, events, tagGroups, tags } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
 import { systemCtx } from "../../src/services/context";
-import { snapshotSegments } from "../../src/services/segments/segments";
+import { segmentCount } from "../../src/services/segments/compile";
+import { compileChecked, snapshotSegments } from "../../src/services/segments/segments";
 import { client, createTestTenant, phone, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 import { waitFor } from "../helpers/wait";
@@ -96,6 +97,31 @@ describe("segments", () => {
     expect(sizes.body.items).toEqual([{ day: "2026-11-23", size: 1 }]);
     const list = await mk.get("/v1/segments");
     expect(list.body.items.find((s: { id: string }) => s.id === seg.body.id).count).toBe(1);
+  });
+
+  it("counts through the plan each expression needs: tag bits with fields, the tag index for a tag without a bit, a contact scan", async () => {
+    // A tenant's 64th tag onwards has no bit in contact_tag_state: its members come from the tag
+    // index, which holds exactly the rows of such tags.
+    const [g] = await t.rt.deps.db.insert(tagGroups).values({ tenantId: tenant.id, key: "vip", name: "VIP" }).returning();
+    const made = await t.rt.deps.db.insert(tags).values(Array.from({ length: 64 }, (_, i) => ({ tenantId: tenant.id, groupId: g!.id, name: `t${i}` }))).returning();
+    const last = made.reduce((a, b) => (b.ordinal! > a.ordinal! ? b : a));
+    expect(last.ordinal).toBeGreaterThanOrEqual(63);
+    await t.rt.deps.db.insert(contactTags).values([ids.acneRevisit!, ids.bigSpender!].map((contactId) => ({ tenantId: tenant.id, contactId, tagId: last.id, source: "manual" as const })));
+    const vip = `vip:${last.name}`;
+    const ctx = systemCtx(t.rt.deps, tenant.id, "test");
+    const cases: [string, string, number][] = [
+      [vip, "tag-index", 2],
+      [`${vip} AND need:祛痘`, "tag-index", 1],
+      [`${vip} AND NOT need:祛痘 AND spend_12m >= 5000`, "tag-index", 1],
+      ["need:祛痘 AND source = wecom", "tag-bits", 2],
+      ["NOT visit:复诊 AND need:祛痘 AND days_since_added < 5", "tag-bits", 1],
+      [`${vip} OR engagement:高`, "contacts", 3],
+    ];
+    for (const [expression, plan, n] of cases) {
+      const c = await compileChecked(ctx, expression);
+      expect([expression, segmentCount(c.ast, new Date().toISOString(), c.ids, tenant.id, () => 0, c.ordinals).drivenBy]).toEqual([expression, plan]);
+      expect([expression, (await preview(expression)).body.count]).toEqual([expression, n]);
+    }
   });
 
   it("counts the same through every plan (tag-driven, tag-driven with fields, contact scan) and leaves out deleted contacts", async () => {

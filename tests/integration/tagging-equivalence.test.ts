@@ -112,6 +112,11 @@ describe("set-based SQL and incremental evaluators agree", () => {
     const mismatches = [...expected].filter(([id, exp]) => JSON.stringify(norm(actual.get(id)!)) !== JSON.stringify(exp)).map(([id, exp]) => `${id}: incremental ${JSON.stringify(exp)} vs SQL ${JSON.stringify(norm(actual.get(id)!))}`);
     expect(mismatches).toEqual([]);
     expect(await staleBits(tenant.id)).toEqual([]);
+    // The pass marks the rows of tags with a bit (the tag index leaves them out), never others.
+    const marks = rowsOf<{ bit: boolean; marked: boolean; n: number }>(
+      await t.rt.deps.db.execute(sql`select tg.ordinal < 63 as bit, ct.in_tag_bits as marked, count(*)::int as n from contact_tags ct join tags tg on tg.id = ct.tag_id where ct.tenant_id = ${tenant.id}::uuid group by 1, 2`),
+    );
+    expect(marks.filter((m) => m.bit !== m.marked)).toEqual([]);
     // A second pass over the same state writes nothing: only changed rows are ever written.
     const again = await runSetBased({ ctx: systemCtx(t.rt.deps, tenant.id, "test"), mode: "backfill", now: NOW, rules });
     expect(again.added + again.removed).toBe(0);

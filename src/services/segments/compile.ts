@@ -1,12 +1,15 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { SegmentAst, SegmentOp } from "../../domain/segments/parse";
+import { tagBit } from "../tagging/tag-state";
 
 const OPS: Record<SegmentOp, string> = { "=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<=" };
 
 /**
  * A segment AST as a SQL condition over `contacts c` (tenant filtering is the caller's). Tags are
- * resolved to ids first (`tagIds`: "group:name" -> id), so each tag term is a semi-join on
- * contact_tags(tag_id) rather than a per-contact lookup through tag names.
+ * resolved to ids first (`tagIds`: "group:name" -> id), so each tag term is a probe of
+ * contact_tags' primary key rather than a lookup through tag names. It reads contact_tags, not the
+ * tag bits: it also runs inside the transaction that just wrote a contact's tags (calendar
+ * triggers), before that contact's bits are rewritten.
  */
 export function segmentWhere(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMap<string, string> = new Map(), cid: SQL = sql`c.id`): SQL {
   const now = sql`${nowIso}::timestamptz`;
@@ -65,35 +68,68 @@ function usesFields(ast: SegmentAst): boolean {
 }
 
 /**
- * The count of a segment as one SQL statement. When the expression is a conjunction with at least
- * one tag term, the count walks the members of its smallest tag (`size` estimates a tag's members)
- * index-only and probes every other term per member, instead of reading every contact of the
- * tenant: a three-term count over a million contacts reads tens of thousands of index entries.
+ * The count of a segment as one SQL statement, for expressions the bits alone cannot count (field
+ * terms, or tags from the 64th on). When the expression is a conjunction with a tag term, the
+ * count starts from that tag's members instead of reading every contact of the tenant:
+ * - a tag without a bit (the rarest, by `size`): its members walked index-only in the tag index,
+ *   which holds exactly those tags' rows, every other term probed per member;
+ * - else the tags with bits: one scan of contact_tag_state testing the bits of every such term
+ *   (`a AND NOT b`: a required and a forbidden mask), every other term probed per contact left.
  * Deleted contacts are excluded by a probe of the small partial index of deleted contacts, unless
  * field terms need the contact row anyway.
  */
-export function segmentCount(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMap<string, string>, tenantId: string, size: (tagId: string) => number): { query: SQL; drivenByTag: boolean } {
+export function segmentCount(
+  ast: SegmentAst,
+  nowIso: string,
+  tagIds: ReadonlyMap<string, string>,
+  tenantId: string,
+  size: (tagId: string) => number,
+  ordinals: ReadonlyMap<string, number> = new Map(),
+): { query: SQL; drivenBy: "tag-index" | "tag-bits" | "contacts" } {
   const terms = conjuncts(ast);
-  const drivers = terms.flatMap((t, i) => (t.kind === "tag" && tagIds.has(`${t.group}:${t.name}`) ? [{ i, id: tagIds.get(`${t.group}:${t.name}`)! }] : []));
-  if (!drivers.length) {
-    return { query: sql`select count(*)::int as n from contacts c where c.tenant_id = ${tenantId}::uuid and c.deleted_at is null and ${segmentWhere(ast, nowIso, tagIds)}`, drivenByTag: false };
+  const where = (t: SegmentAst, cid: SQL) => segmentWhere(t, nowIso, tagIds, cid);
+  const key = (t: Extract<SegmentAst, { kind: "tag" }>) => `${t.group}:${t.name}`;
+  const drivers = terms.flatMap((t, i) => (t.kind === "tag" && tagIds.has(key(t)) && tagBit(ordinals.get(key(t))) === 0n ? [{ i, id: tagIds.get(key(t))! }] : []));
+  if (drivers.length) {
+    const driver = drivers.reduce((a, b) => (size(b.id) < size(a.id) ? b : a));
+    const rest = terms.filter((_, i) => i !== driver.i);
+    const fields = rest.some(usesFields);
+    const cid = sql`d.contact_id`;
+    const conds = rest.map((t) => where(t, cid));
+    const from = fields
+      ? sql`contact_tags d join contacts c on c.id = d.contact_id and c.tenant_id = ${tenantId}::uuid and c.deleted_at is null`
+      : sql`contact_tags d`;
+    if (!fields) conds.push(sql`not exists (select 1 from contacts x where x.id = d.contact_id and x.deleted_at is not null)`);
+    // The driving tag is looked up among the tenant's tags in the statement itself: its members are
+    // that tenant's contacts, read from contact_tags_tag_contact_idx (tag, contact) index-only (a
+    // tag without a bit has no row with in_tag_bits, so the partial index holds all of them).
+    const query = sql`select count(*)::int as n from ${from} where d.tag_id = (select t.id from tags t where t.id = ${driver.id}::uuid and t.tenant_id = ${tenantId}::uuid) and not d.in_tag_bits${sql.join(
+      conds.map((c) => sql` and ${c}`),
+      sql``,
+    )}`;
+    return { query, drivenBy: "tag-index" };
   }
-  const driver = drivers.reduce((a, b) => (size(b.id) < size(a.id) ? b : a));
-  const rest = terms.filter((_, i) => i !== driver.i);
-  const fields = rest.some(usesFields);
-  const cid = sql`d.contact_id`;
-  const conds = rest.map((t) => segmentWhere(t, nowIso, tagIds, cid));
-  const from = fields
-    ? sql`contact_tags d join contacts c on c.id = d.contact_id and c.tenant_id = ${tenantId}::uuid and c.deleted_at is null`
-    : sql`contact_tags d`;
-  if (!fields) conds.push(sql`not exists (select 1 from contacts x where x.id = d.contact_id and x.deleted_at is not null)`);
-  // The driving tag is looked up among the tenant's tags in the statement itself: its members are
-  // that tenant's contacts, read from contact_tags_tag_contact_idx (tag, contact) index-only.
-  const query = sql`select count(*)::int as n from ${from} where d.tag_id = (select t.id from tags t where t.id = ${driver.id}::uuid and t.tenant_id = ${tenantId}::uuid)${sql.join(
-    conds.map((c) => sql` and ${c}`),
-    sql``,
-  )}`;
-  return { query, drivenByTag: true };
+  // Tag terms (tag or NOT tag) with a bit become masks on one scan of contact_tag_state.
+  let required = 0n;
+  let forbidden = 0n;
+  const rest = terms.filter((t) => {
+    const tag = t.kind === "tag" ? t : t.kind === "not" && t.expr.kind === "tag" ? t.expr : null;
+    const bit = tag ? tagBit(ordinals.get(key(tag))) : 0n;
+    if (!tag || !bit) return true;
+    if (t.kind === "tag") required |= bit;
+    else forbidden |= bit;
+    return false;
+  });
+  if (required || forbidden) {
+    const masks = [...(required ? [sql`(s.tag_bits & ${required.toString()}::bigint) = ${required.toString()}::bigint`] : []), ...(forbidden ? [sql`(s.tag_bits & ${forbidden.toString()}::bigint) = 0`] : [])];
+    const query = sql`select count(*)::int as n from contact_tag_state s join contacts c on c.id = s.contact_id and c.tenant_id = ${tenantId}::uuid and c.deleted_at is null
+      where s.tenant_id = ${tenantId}::uuid and ${sql.join(masks, sql` and `)}${sql.join(
+        rest.map((t) => sql` and ${where(t, sql`c.id`)}`),
+        sql``,
+      )}`;
+    return { query, drivenBy: "tag-bits" };
+  }
+  return { query: sql`select count(*)::int as n from contacts c where c.tenant_id = ${tenantId}::uuid and c.deleted_at is null and ${where(ast, sql`c.id`)}`, drivenBy: "contacts" };
 }
 
 /**
@@ -116,9 +152,8 @@ export function segmentBitsCount(ast: SegmentAst, ordinals: ReadonlyMap<string, 
         return e ? sql`(not ${e})` : null;
       }
       case "tag": {
-        const o = ordinals.get(`${a.group}:${a.name}`);
-        if (o === undefined || o < 0 || o >= 63) return null;
-        return sql`(s.tag_bits & ${(1n << BigInt(o)).toString()}::bigint) <> 0`;
+        const bit = tagBit(ordinals.get(`${a.group}:${a.name}`));
+        return bit ? sql`(s.tag_bits & ${bit.toString()}::bigint) <> 0` : null;
       }
       case "cmp":
         return null;

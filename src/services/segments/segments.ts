@@ -98,12 +98,13 @@ async function countWhere(ctx: Ctx, c: Compiled): Promise<number> {
       return rowsOf<{ n: number }>(await tx.execute(bits))[0]?.n ?? 0;
     });
   }
-  const { query, drivenByTag } = segmentCount(c.ast, ctx.deps.now().toISOString(), c.ids, ctx.tenantId, await tagFrequency(ctx));
-  if (!drivenByTag) return rowsOf<{ n: number }>(await dbOf(ctx).execute(query))[0]?.n ?? 0;
+  const { query, drivenBy } = segmentCount(c.ast, ctx.deps.now().toISOString(), c.ids, ctx.tenantId, await tagFrequency(ctx), c.ordinals);
+  if (drivenBy === "contacts") return rowsOf<{ n: number }>(await dbOf(ctx).execute(query))[0]?.n ?? 0;
   // A walk of one tag's index with a probe per member is short, serial work: starting parallel
-  // workers and compiling it (JIT) cost more than they save (measured: docs/benchmarks.md).
+  // workers and compiling it (JIT) cost more than they save (measured: docs/benchmarks.md). The
+  // scan of the tag bits is the same scan as a count of tags only.
   return withTransaction(ctx, async (tx) => {
-    await tx.execute(sql`set local max_parallel_workers_per_gather = 0`);
+    if (drivenBy === "tag-index") await tx.execute(sql`set local max_parallel_workers_per_gather = 0`);
     await tx.execute(sql`set local jit = off`);
     return rowsOf<{ n: number }>(await tx.execute(query))[0]?.n ?? 0;
   });

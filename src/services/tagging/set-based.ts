@@ -5,7 +5,7 @@ import { foldText, orderRules, resolve } from "../../domain/tagging/evaluate";
 import { EVENT_TYPES } from "../../domain/events/types";
 import type { Action, Aggregate, Comparison, Condition, Rule, RuleSet } from "../../domain/tagging/rules";
 import { dbOf, type Ctx } from "../context";
-import { PARALLEL, PARTS, partOf, tagLockKeys, uuidArray } from "./tag-state";
+import { PARALLEL, PARTS, partOf, tagBit, tagLockKeys, uuidArray } from "./tag-state";
 export { shareTagLocks, tagLockKeys } from "./tag-state";
 import { activeRules, type ActiveRules } from "./rule-set";
 
@@ -586,17 +586,16 @@ export async function runSetBased({
   // Tags the tenant deleted are not written (as in the incremental path); an empty list still needs a well-typed VALUES.
   const tagMap = groupTags.length
     ? sql`(values ${sql.join(
-        groupTags.map((t) => sql`(${lit(t.group)}, ${lit(t.name)}, ${t.id}::uuid)`),
+        groupTags.map((t) => sql`(${lit(t.group)}, ${lit(t.name)}, ${t.id}::uuid, ${sql.raw(tagBit(t.ordinal) ? "true" : "false")})`),
         sql`, `,
-      )}) as tm(grp, name, tag_id)`
-    : sql`(select null::text as grp, null::text as name, null::uuid as tag_id where false) tm`;
+      )}) as tm(grp, name, tag_id, in_bits)`
+    : sql`(select null::text as grp, null::text as name, null::uuid as tag_id, false as in_bits where false) tm`;
   const groupIds = [...new Set(groupTags.map((t) => t.id))];
   // The contact's tag bits after the chain: bits of the groups the rules write come from the final
   // tags, the others' bits are kept.
-  const bit = (o: number | null) => (o !== null && o >= 0 && o < 63 ? 1n << BigInt(o) : 0n);
   const writtenTags = groupTags.filter((t) => written.has(t.group));
-  const chainMask = writtenTags.reduce((m, t) => m | bit(t.ordinal), 0n);
-  const chainBits = writtenTags.filter((t) => bit(t.ordinal)).map((t) => sql`(case when ${lit(t.name)} = any(r.${sql.raw(`t${compiler.groups.indexOf(t.group)}`)}) then ${bit(t.ordinal).toString()}::bigint else 0 end)`);
+  const chainMask = writtenTags.reduce((m, t) => m | tagBit(t.ordinal), 0n);
+  const chainBits = writtenTags.filter((t) => tagBit(t.ordinal)).map((t) => sql`(case when ${lit(t.name)} = any(r.${sql.raw(`t${compiler.groups.indexOf(t.group)}`)}) then ${tagBit(t.ordinal).toString()}::bigint else 0 end)`);
   const newBits = sql`((r.old_bits & ~${chainMask.toString()}::bigint) | ${chainBits.length ? sql.join(chainBits, sql` | `) : sql`0::bigint`})`;
   const cols = compiler.columns.length ? compiler.columns : [{ name: "a0", expr: () => sql`count(*)` }];
   const tenant = sql`${ctx.tenantId}::uuid`;
@@ -677,7 +676,7 @@ export async function runSetBased({
     });
     return {
       head: sql`with r as materialized (${result}),
-      d as materialized (select d.cid, tm.tag_id, d.grp, d.name, d.action, d.rule_id from (${sql.join(diffs, sql` union all `)}) d join ${tagMap} on tm.grp = d.grp and tm.name = d.name order by d.cid, tm.tag_id)`,
+      d as materialized (select d.cid, tm.tag_id, tm.in_bits, d.grp, d.name, d.action, d.rule_id from (${sql.join(diffs, sql` union all `)}) d join ${tagMap} on tm.grp = d.grp and tm.name = d.name order by d.cid, tm.tag_id)`,
       range,
     };
   };
@@ -714,8 +713,9 @@ export async function runSetBased({
           -- and per tag ascending contacts for the tag index; both inserts read d in that order, so
           -- one sort serves both), so consecutive index insertions land on the same pages: a fifth
           -- less CPU per backfill than unordered.
-          ins as (insert into contact_tags (tenant_id, contact_id, tag_id, source, rule_id, rule_version)
-            select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int from d where d.action = 'add' returning 1),
+          -- A tag with a bit (in_tag_bits) stays out of the tag index: its members are found by their bits.
+          ins as (insert into contact_tags (tenant_id, contact_id, tag_id, source, rule_id, rule_version, in_tag_bits)
+            select ${tenant}, d.cid, d.tag_id, 'rule', d.rule_id, ${version}::int, d.in_bits from d where d.action = 'add' returning 1),
           hist as (insert into tag_history (tenant_id, contact_id, tag_id, action, source, rule_id, rule_version)
             select ${tenant}, d.cid, d.tag_id, d.action, 'rule', d.rule_id, ${version}::int from d
             returning action),

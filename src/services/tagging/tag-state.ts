@@ -11,6 +11,10 @@ export const PARALLEL = 2;
  */
 export const PARTS = PARALLEL * 2;
 
+/** A tag's bit in contact_tag_state.tag_bits (bit n for the tenant's tag of ordinal n), 0n from the 64th tag on, which has none. */
+export function tagBit(ordinal: number | null | undefined): bigint {
+  return ordinal !== null && ordinal !== undefined && ordinal >= 0 && ordinal < 63 ? 1n << BigInt(ordinal) : 0n;
+}
 /** The part of the contact id space (0 .. PARTS - 1) a contact id lies in. */
 export function partOf(contactId: string): number {
   return Math.floor((parseInt(contactId.slice(0, 8), 16) * PARTS) / 2 ** 32);
