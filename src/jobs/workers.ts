@@ -21,6 +21,7 @@ import { regradeFadingLeads } from "../services/leads/regrade";
 import { sweepSegmentEnrollments, tenantsWithSegmentEnrollment } from "../services/calendars/triggers";
 import { breachSla, remindSla, sweepSla } from "../services/leads/sla";
 import { dueDigests, sendDailyDigest } from "../services/leads/sop";
+import { localDate } from "../domain/leads/sop";
 import { deliverBatch } from "../services/delivery/deliver";
 import { pollAndRearm } from "../services/delivery/results";
 import { sweepDelivery } from "../services/delivery/sweep";
@@ -205,7 +206,7 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
   const nightly = cron.schedule(
     "0 3 * * *",
     () => {
-      const day = new Date(deps.now()).toISOString().slice(0, 10);
+      const day = localDate(new Date(deps.now()), deps.config.TIMEZONE);
       void deps.producer.enqueue("wecom-sync-all", { reason: "schedule" }, { jobId: jobId("wsync-all", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly WeCom sync"));
       void deps.producer.enqueue("wecom-transfers", {}, { jobId: jobId("wtransfer-all", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the transfer follow-up"));
     },
@@ -215,18 +216,19 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
   const tagging = cron.schedule(
     "30 2 * * *",
     () => {
-      const day = new Date(deps.now()).toISOString().slice(0, 10);
+      const day = localDate(new Date(deps.now()), deps.config.TIMEZONE);
       void deps.producer
         .enqueue("tagging-nightly-all", { day }, { jobId: jobId("tag-nightly-all", day) })
         .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly tagging pass"));
     },
     { timezone: deps.config.TIMEZONE },
   );
-  // Segment sizes after the tagging pass, for trends.
+  // Segment sizes after the tagging pass, for trends, dated by the local day they are taken on (in
+  // Asia/Shanghai 04:00 is 20:00 UTC the day before: a UTC date would label them a day early).
   const snapshots = cron.schedule(
     "0 4 * * *",
     () => {
-      const day = new Date(deps.now()).toISOString().slice(0, 10);
+      const day = localDate(new Date(deps.now()), deps.config.TIMEZONE);
       void deps.producer.enqueue("segments-snapshot", { day }, { jobId: jobId("seg-snap", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue segment snapshots"));
     },
     { timezone: deps.config.TIMEZONE },
