@@ -1,3 +1,4 @@
+import type { Page } from "playwright-core";
 import { readFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +19,16 @@ afterAll(async () => {
 });
 
 const api = (who: StaffKey = "marketing") => client(h.rt.app, h.tenant.tokens[who]);
+
+/** Accepts or dismisses the page's next confirm dialog; `message()` is what it asked. */
+function answerNextDialog(page: Page, accept: boolean): { message: () => string } {
+  let asked = "";
+  page.once("dialog", (d) => {
+    asked = d.message();
+    void (accept ? d.accept() : d.dismiss());
+  });
+  return { message: () => asked };
+}
 const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
 
 type Rule = { id: string; when?: { agg?: { metric: string } } } & Record<string, unknown>;
@@ -145,13 +156,9 @@ describe("console: tag rules", () => {
     await h.signIn(page, "marketing");
     await page.goto("/console/rules");
     // Dismissed: nothing happens.
-    let asked = "";
-    page.once("dialog", (d) => {
-      asked = d.message();
-      void d.dismiss();
-    });
+    const dismissed = answerNextDialog(page, false);
     await page.getByTestId("publish").click();
-    expect(asked).toContain("发布草稿第 2 版");
+    expect(dismissed.message()).toContain("发布草稿第 2 版");
     expect((await api().get("/v1/tag-rules")).body.published.version).toBe(1);
 
     page.once("dialog", (d) => void d.accept());
@@ -173,13 +180,9 @@ describe("console: tag rules", () => {
     await page.goto("/console/rules");
     const v1 = page.locator("[data-testid=versions] tr[data-version='1']");
     expect(await page.locator("[data-testid=versions] tr[data-version='2'] button").count()).toBe(0); // the current one
-    let asked = "";
-    page.once("dialog", (d) => {
-      asked = d.message();
-      void d.accept();
-    });
+    const dialog = answerNextDialog(page, true);
     await Promise.all([page.waitForURL(/done=rolledback&v=3&from=1/), v1.getByRole("button", { name: "回滚到 v1" }).click()]);
-    expect(asked).toContain("回滚到第 1 版");
+    expect(dialog.message()).toContain("回滚到第 1 版");
     expect(await page.getByTestId("flash").textContent()).toContain("已回滚到第 1 版的规则，发布为第 3 版");
     const rules = (await api().get("/v1/tag-rules")).body;
     expect(rules.published).toMatchObject({ version: 3, rules: published.rules.length, note: "rollback to v1" });
@@ -194,6 +197,23 @@ describe("console: tag rules", () => {
     await page.goto("/console/rules?lang=en");
     expect(await page.locator("h1").textContent()).toBe("Tag rules");
     expect(await page.getByTestId("published-meta").textContent()).toMatch(/^Version 3 · published by marketing /);
+  });
+
+  it("a draft can be discarded (asking first): the published rules stay, the draft stays in the history", async () => {
+    expect((await api().call("PUT", "/v1/tag-rules/draft", { params: published.params, needs: published.needs, rules: published.rules, note: "不要了" })).body).toMatchObject({ version: 4, status: "draft" });
+    const page = await h.newPage();
+    await h.signIn(page, "marketing");
+    await page.goto("/console/rules");
+    const dialog = answerNextDialog(page, true);
+    await Promise.all([page.waitForURL(/done=discarded&v=4/), page.getByTestId("discard").click()]);
+    expect(dialog.message()).toContain("放弃草稿第 4 版");
+    expect(await page.getByTestId("flash").textContent()).toContain("已放弃草稿第 4 版");
+    expect(await page.getByTestId("no-draft").count()).toBe(1);
+    expect(await page.locator("[data-testid=versions] tr[data-version='4']").textContent()).toContain("已放弃");
+    expect(await page.locator("[data-testid=versions] tr[data-version='4'] button").count()).toBe(0); // never published: nothing to roll back to
+    const rules = (await api().get("/v1/tag-rules")).body;
+    expect(rules.published).toMatchObject({ version: 3 });
+    expect(rules.draft).toBeNull();
   });
 });
 

@@ -211,6 +211,8 @@ const SPECS: Record<string, OpSpec> = {
   "GET /v1/tag-rules": { cross: { expect: noLeak() } },
   "PUT /v1/tag-rules/draft": { body: () => DRAFT, cross: { body: () => DRAFT, expect: (res) => (res.status === 200 ? [] : [`expected 200, got ${res.status}`]) } },
   "POST /v1/tag-rules/draft/dry-run": { prepare: saveDraftFor, cross: { prepare: saveDraftFor, expect: noLeak() } },
+  // B discards B's own draft.
+  "DELETE /v1/tag-rules/draft": { prepare: saveDraftFor, cross: { prepare: saveDraftFor, expect: (res) => (res.status === 200 ? [] : [`expected 200, got ${res.status} ${JSON.stringify(res.body)}`]) } },
   "POST /v1/tag-rules/draft/publish": {
     prepare: saveDraftFor,
     // B publishes B's own draft; A's published version is untouched.

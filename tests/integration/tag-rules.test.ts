@@ -75,4 +75,30 @@ describe("tag rule management", () => {
     const audit = await client(t.app, tenant.tokens.admin).get("/v1/audit?entityType=tag_rule_set");
     expect(audit.body.items.map((a: { action: string }) => a.action)).toEqual(expect.arrayContaining(["tag_rules.draft", "tag_rules.publish", "tag_rules.rollback"]));
   });
+
+  it("discards a draft: kept in the history as discarded, its number never reused, the published rules untouched, audited", async () => {
+    const mk = client(t.app, tenant.tokens.marketing);
+    const before = (await mk.get("/v1/tag-rules")).body;
+    const saved = await mk.call("PUT", "/v1/tag-rules/draft", { ...before.published.definition, params: { ...before.published.definition.params, dormant_days: 7 }, note: "试一下 7 天" });
+    expect(saved.status).toBe(200);
+    expect((await client(t.app, tenant.tokens.consultant).call("DELETE", "/v1/tag-rules/draft")).status).toBe(403);
+    const gone = await mk.call("DELETE", "/v1/tag-rules/draft");
+    expect(gone.status).toBe(200);
+    expect(gone.body).toMatchObject({ version: saved.body.version, status: "discarded" });
+    const after = (await mk.get("/v1/tag-rules")).body;
+    expect(after.draft).toBeNull();
+    expect(after.published).toMatchObject({ version: before.published.version, status: "published" });
+    expect(after.versions.find((v: { version: number }) => v.version === saved.body.version)).toMatchObject({ status: "discarded", note: "试一下 7 天" });
+    const again = await mk.call("DELETE", "/v1/tag-rules/draft");
+    expect(again.status).toBe(404);
+    expect(again.headers.get("content-type")).toContain("application/problem+json");
+    expect((await mk.post("/v1/tag-rules/draft/publish")).status).toBe(404);
+    // The next draft takes a new number.
+    const next = await mk.call("PUT", "/v1/tag-rules/draft", before.published.definition);
+    expect(next.body.version).toBe(saved.body.version + 1);
+    const audit = await client(t.app, tenant.tokens.admin).get("/v1/audit?entityType=tag_rule_set");
+    const entry = audit.body.items.find((a: { action: string }) => a.action === "tag_rules.discard");
+    expect(entry).toMatchObject({ entityId: String(saved.body.version), before: { status: "draft" }, after: { status: "discarded" } });
+    expect((await mk.call("DELETE", "/v1/tag-rules/draft")).status).toBe(200);
+  });
 });

@@ -3,7 +3,7 @@ import { can } from "../../domain/auth/permissions";
 import { AppError, ValidationError } from "../../errors";
 import { contactsByIds } from "../../services/contacts/by-ids";
 import { tagRuleVersionPeople } from "../../services/tagging/rule-history";
-import { dryRunDraft, getTagRules, publishDraft, rollbackTo, saveDraft } from "../../services/tagging/tag-rules";
+import { discardDraft, dryRunDraft, getTagRules, publishDraft, rollbackTo, saveDraft } from "../../services/tagging/tag-rules";
 import { listTags } from "../../services/tags/list-tags";
 import type { AppEnv } from "../types";
 import type { MessageKey } from "./i18n";
@@ -31,7 +31,7 @@ export function rulePages(timeZone: string) {
   app.get("/console/rules", page(timeZone, "rules:read", (p) => {
     const done = p.c.req.query("done");
     const v = Number(p.c.req.query("v")) || undefined;
-    const flash = done === "saved" ? p.t("rules.done.saved", { v }) : done === "published" ? p.t("rules.done.published", { v }) : done === "rolledback" ? p.t("rules.done.rolledback", { v, from: Number(p.c.req.query("from")) || "?" }) : undefined;
+    const flash = done === "saved" ? p.t("rules.done.saved", { v }) : done === "published" ? p.t("rules.done.published", { v }) : done === "rolledback" ? p.t("rules.done.rolledback", { v, from: Number(p.c.req.query("from")) || "?" }) : done === "discarded" ? p.t("rules.done.discarded", { v }) : undefined;
     return rulesPage(p, { flash, start: p.c.req.query("start") === "1", allVersions: p.c.req.query("versions") === "all" });
   }));
 
@@ -93,6 +93,11 @@ export function rulePages(timeZone: string) {
     return p.c.redirect(`/console/rules?done=published&v=${v.version}`, 303);
   }));
 
+  app.post("/console/rules/draft/discard", page(timeZone, "rules:write", async (p) => {
+    const v = await discardDraft({ ctx: p.ctx });
+    return p.c.redirect(`/console/rules?done=discarded&v=${v.version}`, 303);
+  }));
+
   app.post("/console/rules/rollback", page(timeZone, "rules:write", async (p) => {
     const f = await formOf(p.c);
     const version = Number(f.version);
@@ -135,7 +140,7 @@ async function rulesPage(p: Page, state: { flash?: string | undefined; error?: s
     return {
       version: v.version,
       status: v.status,
-      statusLabel: p.t(`rules.status.${v.status === "draft" || v.status === "published" ? v.status : "archived"}` as MessageKey),
+      statusLabel: p.t(`rules.status.${v.status === "draft" || v.status === "published" || v.status === "discarded" ? v.status : "archived"}` as MessageKey),
       current: v.version === pub.version,
       note: v.note ?? "",
       created: p.t("rules.whoWhen", { who: by(who?.createdBy), at: p.fmt.dateTime(v.createdAt) }),
@@ -166,7 +171,9 @@ async function rulesPage(p: Page, state: { flash?: string | undefined; error?: s
       fromPublished: !draft ? p.t("rules.draft.fromPublished", { v: pub.version }) : undefined,
       canDryRun: Boolean(draft) && !editor?.refusals.length,
       canPublish: Boolean(draft) && canWrite && !editor?.refusals.length,
+      canDiscard: Boolean(draft) && canWrite,
       publishConfirm: draft ? p.t("rules.publish.confirm", { v: draft.version }) : "",
+      discardConfirm: draft ? p.t("rules.discard.confirm", { v: draft.version }) : "",
       versions: shown,
       moreVersions: !state.allVersions && versions.length > shown.length ? p.t("rules.versions.all", { n: versions.length }) : undefined,
     },

@@ -1,5 +1,5 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import { dryRunDraft, getTagRules, publishDraft, rollbackTo, RuleSetDefinition, saveDraft } from "../../services/tagging/tag-rules";
+import { discardDraft, dryRunDraft, getTagRules, publishDraft, rollbackTo, RuleSetDefinition, saveDraft } from "../../services/tagging/tag-rules";
 import { json, jsonBody, problemResponse, route, validationHook } from "../openapi";
 import type { AppEnv } from "../types";
 
@@ -29,6 +29,16 @@ export function tagRuleRoutes() {
       responses: { 200: json(Version, "The draft") },
     }),
     async (c) => c.json(await saveDraft({ ctx: c.get("ctx"), input: c.req.valid("json") }), 200),
+  );
+  app.openapi(
+    route("rules:write", {
+      method: "delete",
+      path: "/draft",
+      tags: ["tag rules"],
+      summary: "Discard the draft (kept in the history as discarded; the published rules are untouched)",
+      responses: { 200: json(Version, "The discarded draft"), 404: problemResponse("No draft") },
+    }),
+    async (c) => c.json(await discardDraft({ ctx: c.get("ctx") }), 200),
   );
   app.openapi(
     route("rules:read", {

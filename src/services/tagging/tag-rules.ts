@@ -124,6 +124,24 @@ export async function publishDraft({ ctx }: { ctx: Ctx }): Promise<RuleSetVersio
   return publish(ctx, draft.version, "tag_rules.publish", before);
 }
 
+/**
+ * Discard the draft: it stays in the history as `discarded` (its number is never reused, so the
+ * audit log's references stay unambiguous) and the published rules are untouched.
+ */
+export async function discardDraft({ ctx }: { ctx: Ctx }): Promise<RuleSetVersionView> {
+  requirePermission(ctx, "rules:write");
+  return withTransaction(ctx, async (tx, ctx) => {
+    const [row] = await tx
+      .update(tagRuleSets)
+      .set({ status: "discarded" })
+      .where(and(eq(tagRuleSets.tenantId, ctx.tenantId), eq(tagRuleSets.status, "draft")))
+      .returning();
+    if (!row) throw new NotFoundError("draft");
+    await audit(tx, ctx, { action: "tag_rules.discard", entityType: "tag_rule_set", entityId: String(row.version), before: { status: "draft" }, after: { status: "discarded" } });
+    return versionView(row);
+  });
+}
+
 /** Publish an earlier version again, as a new version (history stays linear). */
 export async function rollbackTo({ ctx, version }: { ctx: Ctx; version: number }): Promise<RuleSetVersionView> {
   requirePermission(ctx, "rules:write");
