@@ -33,7 +33,21 @@ let t: TestRuntime;
 let fake: RunningFakeWecom;
 let tenant: TestTenant;
 let workers: RunningWorker[] = [];
-let skewMs = 0;
+/**
+ * The real time, or the next 09:00 in Shanghai when that is outside 09:00-20:00 there: the tests
+ * send entries due "in a minute", which the calendars' default quiet hours (21:00-08:30) would
+ * move to the next morning. Always ahead of the real clock, so rows stamped by the database are in
+ * the test's past.
+ */
+function awake(): number {
+  const t = Date.now();
+  const local = new Date(t + 8 * 3_600_000);
+  const hour = local.getUTCHours();
+  if (hour >= 9 && hour < 20) return t;
+  const next = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate() + (hour >= 20 ? 1 : 0), 9) - 8 * 3_600_000;
+  return next;
+}
+let skewMs = awake() - Date.now();
 const app = testWecomApp();
 const db = () => t.rt.deps.db;
 const now = () => new Date(Date.now() + skewMs);
@@ -164,7 +178,7 @@ describe("planning", () => {
       expect(relRows.map((r) => r.scheduledAt.toISOString())).toEqual(Array(3).fill("2026-12-01T00:30:00.000Z"));
       expect(relRows.every((r) => r.service && r.enrollmentId)).toBe(true);
     } finally {
-      setNow(Date.now());
+      setNow(awake());
     }
   });
 
@@ -180,7 +194,7 @@ describe("planning", () => {
       expect(rows.map((r) => r.scheduledAt.toISOString())).toEqual(Array(2).fill("2026-06-12T02:00:00.000Z"));
       expect(rows.some((r) => r.contactId === later[0]!.id)).toBe(false);
     } finally {
-      setNow(Date.now());
+      setNow(awake());
     }
   });
 
@@ -239,7 +253,7 @@ describe("planning", () => {
   });
 
   it("plans a weekly entry once per week: each occurrence is its own send (post, recipient, date)", async () => {
-    setNow(Date.now());
+    setNow(awake());
     const { source, contacts: cs } = await newContacts(2);
     const cal = await calendar({ audience: { segment: `source = "${source}"` }, entries: [{ key: "weekly", when: { weekday: 3, time: "10:00" }, template: "每周三护肤小贴士：防晒别忘记。" }] });
     const first = await planEntry({ ctx: sys(), id: cal.ids["weekly"]!.entryId });
@@ -257,7 +271,7 @@ describe("planning", () => {
     expect(dates).toHaveLength(2);
     expect(new Date(`${dates[1]}T00:00:00Z`).getTime() - new Date(`${dates[0]}T00:00:00Z`).getTime()).toBe(7 * 86_400_000);
     expect(new Set(rows.map((r) => r.contactId))).toEqual(new Set(cs.map((c) => c.id)));
-    setNow(Date.now());
+    setNow(awake());
   });
 
   it("never exceeds WeCom's per-customer cap or the fatigue cap, even with planners running concurrently", async () => {
@@ -313,7 +327,7 @@ describe("planning", () => {
 
 describe("from the calendar API to sends", () => {
   it("plans a calendar created and published through /v1/calendars once its posts are approved, and previews it before", async () => {
-    setNow(Date.now());
+    setNow(awake());
     const { source, contacts: cs } = await newContacts(3);
     const at = new Date(now().getTime() + 2 * 86_400_000);
     const body = {
@@ -362,7 +376,7 @@ describe("from the calendar API to sends", () => {
 describe("delivery through WeCom", () => {
   it("sends through the worker to the fake WeCom from the right sender, then records sent / over_quota / not_friend from the results", async () => {
     workers = startWorkers(t.rt.deps, t.rt.redisUrl, ["delivery", "wecom"]);
-    setNow(Date.now());
+    setNow(awake());
     const { source, contacts: mine } = await newContacts(3);
     const { contacts: theirs } = await newContacts(2, { owner: "consultant2", source });
     const when = nextMinute();
@@ -419,7 +433,7 @@ describe("delivery through WeCom", () => {
     // They confirm: sent.
     fake.control.staffConfirmsMassMessage(b.msgid, userB);
     expect(await pollMessage(t.rt.deps, { tenantId: tenant.id, msgid: b.msgid })).toMatchObject({ outcome: "final", sent: 2 });
-    setNow(Date.now());
+    setNow(awake());
 
     // The API lists them, filtered by status, with cursor paging.
     const api = client(t.app, tenant.tokens.marketing);
@@ -438,7 +452,7 @@ describe("delivery through WeCom", () => {
   });
 
   it("sends a mini-program card with its cover uploaded to WeCom as media, and without the card when the cover cannot be had", async () => {
-    setNow(Date.now());
+    setNow(awake());
     // The cover is served like any web image (a 1x1 PNG); the second entry's cover is missing.
     const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==", "base64");
     const images = createServer((req, res) => {
@@ -470,7 +484,7 @@ describe("delivery through WeCom", () => {
   });
 
   it("sends personal copy (the contact's name, a tracked link) as one message per recipient, and group entries to chats from the chat owner", async () => {
-    setNow(Date.now());
+    setNow(awake());
     const { source, contacts: cs } = await newContacts(2);
     const when = nextMinute();
     const date = local(when).slice(0, 10);
@@ -526,7 +540,7 @@ describe("delivery through WeCom", () => {
   });
 
   it("calls the gate on every send: copy edited after approval sends nothing and the sends say why", async () => {
-    setNow(Date.now());
+    setNow(awake());
     const { source } = await newContacts(2);
     const when = nextMinute();
     const cal = await calendar({ audience: { segment: `source = "${source}"` }, entries: [{ key: "edited", when: { date: local(when).slice(0, 10), time: local(when).slice(11, 16) }, template: "原文：周末义诊活动。" }] });
@@ -546,7 +560,7 @@ describe("delivery through WeCom", () => {
   });
 
   it("skips at send time a contact who opted out after planning (consent is checked again)", async () => {
-    setNow(Date.now());
+    setNow(awake());
     const { source, contacts: cs } = await newContacts(2);
     const when = nextMinute();
     const cal = await calendar({ audience: { segment: `source = "${source}"` }, entries: [{ key: "later-optout", when: { date: local(when).slice(0, 10), time: local(when).slice(11, 16) }, template: "双十二活动预告。" }] });
@@ -592,7 +606,7 @@ describe("a worker killed mid-batch never sends twice", () => {
     expect(retried).toMatchObject({ messages: 1, recipients: 3 });
     expect(massFor("崩溃前未调用")).toHaveLength(1);
     expect((await sendsOf(postId)).every((s) => s.status === "sending" && s.wecomMsgid && s.attempts === 2)).toBe(true);
-    setNow(Date.now());
+    setNow(awake());
   });
 
   it("killed after WeCom accepted, before the msgid was recorded: the reconcile adopts WeCom's task instead of sending again", async () => {
@@ -617,7 +631,7 @@ describe("a worker killed mid-batch never sends twice", () => {
     fake.control.staffConfirmsMassMessage(accepted, userA);
     expect(await pollMessage(t.rt.deps, { tenantId: tenant.id, msgid: accepted })).toMatchObject({ outcome: "final", sent: 3 });
     expect((await sendsOf(postId)).map((s) => s.contactId).sort()).toEqual(cs.map((c) => c.id).sort());
-    setNow(Date.now());
+    setNow(awake());
   });
 });
 
@@ -645,7 +659,7 @@ describe("the WeCom client and add_msg_template", () => {
 
 describe("PostgreSQL is the truth", () => {
   it("rebuilds delayed jobs lost with Redis from the planned sends, and runs overdue ones", async () => {
-    setNow(Date.now());
+    setNow(awake());
     const { source } = await newContacts(2);
     const later = new Date(now().getTime() + 3 * 3_600_000);
     const cal = await calendar({ quietHours: { start: "00:00", end: "00:00" }, audience: { segment: `source = "${source}"` }, entries: [{ key: "later", when: { date: local(later).slice(0, 10), time: local(later).slice(11, 16) }, template: "三小时后的消息。" }] });
@@ -670,11 +684,11 @@ describe("PostgreSQL is the truth", () => {
     expect(swept.overdue).toBeGreaterThanOrEqual(1);
     await waitFor(async () => (await sendsOf(cal.ids["later"]!.postId!)).every((s) => s.status === "sending" && s.wecomMsgid), { what: "the overdue batch sent" });
     expect(massFor("三小时后的消息")).toHaveLength(1);
-    setNow(Date.now());
+    setNow(awake());
   });
 
   it("plans approved entries and new enrollments in the sweep, once", async () => {
-    setNow(Date.now());
+    setNow(awake());
     const { contacts: cs } = await newContacts(2);
     const rel = await calendar({ kind: "relative", audience: { enrollment: {} }, entries: [{ key: "d2", when: { day: 2, time: "10:00" }, template: "术后第二天回访。", service: true }] });
     await db().insert(calendarEnrollments).values(cs.map((c) => ({ tenantId: tenant.id, calendarId: rel.calendarId, contactId: c.id, enrolledAt: now(), source: "api" })));
