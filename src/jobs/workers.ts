@@ -182,6 +182,8 @@ export function startQueueWorker(deps: ServiceDeps, redisUrl: string, queue: Que
  * lead SLA sweep at start re-arms every first-contact timer from PostgreSQL.
  */
 export function startScheduler(deps: ServiceDeps): RunningWorker {
+  // Daily jobs are keyed and dated by the local day (TIMEZONE) their cron fires on.
+  const today = () => localDate(new Date(deps.now()), deps.config.TIMEZONE);
   const enqueueSweep = (reason: "schedule" | "startup") => {
     const bucket = new Date(deps.now()).toISOString().slice(0, 16).replace(/[-T:]/g, "");
     return Promise.all([
@@ -206,7 +208,7 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
   const nightly = cron.schedule(
     "0 3 * * *",
     () => {
-      const day = localDate(new Date(deps.now()), deps.config.TIMEZONE);
+      const day = today();
       void deps.producer.enqueue("wecom-sync-all", { reason: "schedule" }, { jobId: jobId("wsync-all", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly WeCom sync"));
       void deps.producer.enqueue("wecom-transfers", {}, { jobId: jobId("wtransfer-all", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the transfer follow-up"));
     },
@@ -216,7 +218,7 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
   const tagging = cron.schedule(
     "30 2 * * *",
     () => {
-      const day = localDate(new Date(deps.now()), deps.config.TIMEZONE);
+      const day = today();
       void deps.producer
         .enqueue("tagging-nightly-all", { day }, { jobId: jobId("tag-nightly-all", day) })
         .catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue the nightly tagging pass"));
@@ -228,7 +230,7 @@ export function startScheduler(deps: ServiceDeps): RunningWorker {
   const snapshots = cron.schedule(
     "0 4 * * *",
     () => {
-      const day = localDate(new Date(deps.now()), deps.config.TIMEZONE);
+      const day = today();
       void deps.producer.enqueue("segments-snapshot", { day }, { jobId: jobId("seg-snap", day) }).catch((err: Error) => deps.logger.warn({ err: err.message }, "could not enqueue segment snapshots"));
     },
     { timezone: deps.config.TIMEZONE },

@@ -11,6 +11,8 @@ import { formOf, page, type Page } from "./kit";
 import { definitionYaml, parseDraftYaml, placeRefusals, ruleGroups, type Definition, type Refusal } from "./marketing-present";
 
 const VERSIONS_SHOWN = 20;
+/** Rule set statuses with a label of their own; any other (archived) reads as archived. */
+const LABELLED_STATUSES = new Set(["draft", "published", "discarded"]);
 
 interface EditorState {
   text: string;
@@ -31,7 +33,12 @@ export function rulePages(timeZone: string) {
   app.get("/console/rules", page(timeZone, "rules:read", (p) => {
     const done = p.c.req.query("done");
     const v = Number(p.c.req.query("v")) || undefined;
-    const flash = done === "saved" ? p.t("rules.done.saved", { v }) : done === "published" ? p.t("rules.done.published", { v }) : done === "rolledback" ? p.t("rules.done.rolledback", { v, from: Number(p.c.req.query("from")) || "?" }) : done === "discarded" ? p.t("rules.done.discarded", { v }) : undefined;
+    const flash =
+      done === "rolledback"
+        ? p.t("rules.done.rolledback", { v, from: Number(p.c.req.query("from")) || "?" })
+        : done === "saved" || done === "published" || done === "discarded"
+          ? p.t(`rules.done.${done}`, { v })
+          : undefined;
     return rulesPage(p, { flash, start: p.c.req.query("start") === "1", allVersions: p.c.req.query("versions") === "all" });
   }));
 
@@ -140,7 +147,7 @@ async function rulesPage(p: Page, state: { flash?: string | undefined; error?: s
     return {
       version: v.version,
       status: v.status,
-      statusLabel: p.t(`rules.status.${v.status === "draft" || v.status === "published" || v.status === "discarded" ? v.status : "archived"}` as MessageKey),
+      statusLabel: p.t(`rules.status.${LABELLED_STATUSES.has(v.status) ? v.status : "archived"}` as MessageKey),
       current: v.version === pub.version,
       note: v.note ?? "",
       created: p.t("rules.whoWhen", { who: by(who?.createdBy), at: p.fmt.dateTime(v.createdAt) }),

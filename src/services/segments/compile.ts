@@ -4,6 +4,9 @@ import { tagBit } from "../tagging/tag-state";
 
 const OPS: Record<SegmentOp, string> = { "=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<=" };
 
+/** A tag term's key in the resolved maps (ids, ordinals): "group:name". */
+const tagKey = (t: Extract<SegmentAst, { kind: "tag" }>) => `${t.group}:${t.name}`;
+
 /**
  * A segment AST as a SQL condition over `contacts c` (tenant filtering is the caller's). Tags are
  * resolved to ids first (`tagIds`: "group:name" -> id), so each tag term is a probe of
@@ -24,7 +27,7 @@ export function segmentWhere(ast: SegmentAst, nowIso: string, tagIds: ReadonlyMa
       return sql`(not ${sub(ast.expr)})`;
     case "tag": {
       // A probe of contact_tags' primary key (contact_id, tag_id): microseconds per contact.
-      const id = tagIds.get(`${ast.group}:${ast.name}`);
+      const id = tagIds.get(tagKey(ast));
       if (id) return sql`exists (select 1 from contact_tags ct where ct.contact_id = ${cid} and ct.tag_id = ${id}::uuid)`;
       return sql`exists (select 1 from contact_tags ct join tags t on t.id = ct.tag_id join tag_groups g on g.id = t.group_id where ct.contact_id = ${cid} and g.key = ${ast.group} and t.name = ${ast.name})`;
     }
@@ -88,8 +91,7 @@ export function segmentCount(
 ): { query: SQL; drivenBy: "tag-index" | "tag-bits" | "contacts" } {
   const terms = conjuncts(ast);
   const where = (t: SegmentAst, cid: SQL) => segmentWhere(t, nowIso, tagIds, cid);
-  const key = (t: Extract<SegmentAst, { kind: "tag" }>) => `${t.group}:${t.name}`;
-  const drivers = terms.flatMap((t, i) => (t.kind === "tag" && tagIds.has(key(t)) && tagBit(ordinals.get(key(t))) === 0n ? [{ i, id: tagIds.get(key(t))! }] : []));
+  const drivers = terms.flatMap((t, i) => (t.kind === "tag" && tagIds.has(tagKey(t)) && tagBit(ordinals.get(tagKey(t))) === 0n ? [{ i, id: tagIds.get(tagKey(t))! }] : []));
   if (drivers.length) {
     const driver = drivers.reduce((a, b) => (size(b.id) < size(a.id) ? b : a));
     const rest = terms.filter((_, i) => i !== driver.i);
@@ -114,7 +116,7 @@ export function segmentCount(
   let forbidden = 0n;
   const rest = terms.filter((t) => {
     const tag = t.kind === "tag" ? t : t.kind === "not" && t.expr.kind === "tag" ? t.expr : null;
-    const bit = tag ? tagBit(ordinals.get(key(tag))) : 0n;
+    const bit = tag ? tagBit(ordinals.get(tagKey(tag))) : 0n;
     if (!tag || !bit) return true;
     if (t.kind === "tag") required |= bit;
     else forbidden |= bit;
@@ -152,7 +154,7 @@ export function segmentBitsCount(ast: SegmentAst, ordinals: ReadonlyMap<string, 
         return e ? sql`(not ${e})` : null;
       }
       case "tag": {
-        const bit = tagBit(ordinals.get(`${a.group}:${a.name}`));
+        const bit = tagBit(ordinals.get(tagKey(a)));
         return bit ? sql`(s.tag_bits & ${bit.toString()}::bigint) <> 0` : null;
       }
       case "cmp":
