@@ -229,7 +229,7 @@ export async function benchMetrics(rt: Runtime, contactsN: number): Promise<Row[
   const worst = (xs: [string, number][]) => xs.reduce((a, b) => (b[1] > a[1] ? b : a));
   const fw = worst(funnelMs);
   const tw = worst(trendMs);
-  const how = `median of ${RUNS} calls of the service after a warm-up, VACUUM ANALYZE after loading, one statement per source table run in parallel`;
+  const how = `median of ${RUNS} calls of the service after a warm-up, VACUUM ANALYZE after loading, one statement per source table, two at a time (METRICS_PARALLEL_STATEMENTS)`;
   return [
     {
       name: "Metrics: funnel, 30 days",

@@ -66,6 +66,12 @@ export const EnvSchema = z.object({
   /** Maximum CSV import body, in bytes. */
   IMPORT_LIMIT_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   EVENTS_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /**
+   * Statements a metrics request (funnel, trends, scorecards) runs at once, each on its own pool
+   * connection. About the database server's cores: more statements than cores share them and slow
+   * each other down (their hash joins compete for memory bandwidth).
+   */
+  METRICS_PARALLEL_STATEMENTS: z.coerce.number().int().min(1).max(16).default(2),
   /** Events not processed this long after they were stored are re-enqueued by the sweeper. */
   SWEEP_AFTER_SECONDS: z.coerce.number().int().min(1).default(60),
   /** WeCom's per-customer mass-message cap per local day (群发助手 → 设置群发规则; the fake's default is 1). */

@@ -508,6 +508,15 @@ describe("trends", () => {
       // Filtered to the segment, over the whole period: k2 repeats by the period's end, k4 does not.
       const one = await get(`/v1/metrics/funnel?${P}&segmentId=${male.body.id}`);
       expect(one.body.rows[0].metrics).toMatchObject({ buyers: 2, repeatBuyers: 1 });
+      // k0, k4 and k6 are in 导入客户 and 男性客户 both (rows keyed by segment masks, added into each
+      // segment a mask names): each segment's row equals the funnel filtered to that segment alone.
+      expect(on(id.S2!, 7)).toMatchObject({ buyers: 1, repeatBuyers: 0 });
+      const grouped = await get(`/v1/metrics/funnel?${P}&by=segment`);
+      expect(grouped.body.rows).toHaveLength(3);
+      for (const segmentId of [id.S1!, id.S2!, male.body.id as string]) {
+        const alone = await get(`/v1/metrics/funnel?${P}&segmentId=${segmentId}`);
+        expect(rowOf(grouped.body, segmentId).metrics).toEqual(alone.body.rows[0].metrics);
+      }
       // By calendar (k1, k4): k1 repeats, k4 does not, whatever the grouping.
       const cal = await get(`/v1/metrics/trends?${P}&period=day&by=calendar`);
       const calOn = (n: number) => cal.body.series.find((s: { bucket: string; key: string }) => s.bucket === day(n) && s.key === id.cal).metrics;
