@@ -127,12 +127,15 @@ describe("consultant journey: a lead arrives, is claimed from the pool, converts
     expect(await page.getByTestId("timeline").textContent()).toContain("联系：企业微信，已联系上");
     const outcome = page.locator("#outcome");
     await outcome.getByLabel("成交", { exact: true }).check();
+    // No visit recorded today: the form starts on online (a consultation over WeCom or the phone).
+    expect(await page.locator("#o-mode").inputValue()).toBe("online");
     await outcome.getByLabel("金额（元）").fill("12800");
     await outcome.getByLabel("项目").fill("美白疗程");
     accept(page);
     await Promise.all([page.waitForURL(/done=outcome/), outcome.getByRole("button", { name: "保存咨询结果" }).click()]);
     expect(await page.getByTestId("lead-status").textContent()).toBe("已成交");
     expect(await page.getByTestId("timeline").textContent()).toContain("金额：12800");
+    expect(await page.getByTestId("timeline").textContent()).toContain("线上（企业微信/电话）");
 
     // The manager's dashboard moves once the outcome is applied: 成交率 and the consultant's conversions.
     const want = { value: pct(converted + 1, consultations + 1), hint: `${converted + 1} / ${consultations + 1}` };

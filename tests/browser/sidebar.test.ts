@@ -157,10 +157,13 @@ describe("chat sidebar", () => {
     const settings = await api("manager").get("/v1/lead-settings");
     const reason = settings.body.outcomes.lostReasons[0] as string;
     expect(reason).toBeTruthy();
+    // The patient came to the clinic today: the form starts on 到院面诊 (in person).
+    expect((await api("consultant").post("/v1/visits", { contactId: h.seed.lead.contactId, occurredAt: new Date().toISOString() })).status).toBe(201);
 
     const page = await openSidebar("consultant", { externalUserId: ext.converted });
     await ready(page);
     await page.getByText("成交", { exact: true }).click();
+    expect(await page.locator("#o-mode-converted-in_person").isChecked()).toBe(true);
     await page.getByLabel("成交金额（元）").fill("12800");
     await page.evaluate("window.scrollTo(0, 0)");
     await h.screenshot(page, "sidebar-outcome");
@@ -169,15 +172,21 @@ describe("chat sidebar", () => {
     const converted = await api("consultant").get(`/v1/leads/${h.seed.lead.id}`);
     expect(converted.body.status).toBe("converted");
     const outcome = (await api("consultant").get(`/v1/leads/${h.seed.lead.id}/timeline`)).body.items.find((i: { kind: string; type?: string }) => i.kind === "event" && i.type === "consultation_outcome");
-    expect(outcome?.data).toMatchObject({ outcome: "converted", amount: 12800 });
+    expect(outcome?.data).toMatchObject({ outcome: "converted", amount: 12800, mode: "in_person" });
     expect(await page.getByTestId("sb-outcome").count()).toBe(0);
 
     const lost = await openSidebar("consultant", { externalUserId: ext.lost });
     await ready(lost);
     await lost.getByText("流失", { exact: true }).click();
+    // No visit recorded today: the form starts on 线上 (a consultation in this chat); the consultant
+    // says it happened at the clinic.
+    expect(await lost.locator("#o-mode-lost-online").isChecked()).toBe(true);
+    await lost.locator("#o-mode-lost-in_person").check();
     await Promise.all([lost.waitForURL(/done=outcome/), lost.getByRole("button", { name: reason }).click()]);
     expect(await lost.getByTestId("sb-flash").textContent()).toBe("已记录咨询结果：已流失");
     expect((await api("consultant").get(`/v1/leads/${h.seed.secondLead.id}`)).body.status).toBe("lost");
+    const lostOutcome = (await api("consultant").get(`/v1/leads/${h.seed.secondLead.id}/timeline`)).body.items.find((i: { kind: string; type?: string }) => i.kind === "event" && i.type === "consultation_outcome");
+    expect(lostOutcome?.data).toMatchObject({ outcome: "lost", lostReason: reason, mode: "in_person" });
     expect(await noHorizontalScroll(lost)).toBe(true);
   });
 

@@ -3,7 +3,8 @@ import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditLog, events, leads, leadTasks } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
-import { client, createTestTenant, phone, type TestTenant } from "../helpers/factories";
+import { leadOutcomeOptions } from "../../src/services/leads/outcome-options";
+import { client, createTestTenant, phone, staffCtx, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 import { waitFor } from "../helpers/wait";
 
@@ -88,6 +89,24 @@ describe("consultant workspace: attempts, outcomes, timeline, my day", () => {
     const next = await me.post("/v1/leads", { contactId, source: "api" });
     expect(next.status).toBe(201);
     expect(next.body.id).not.toBe(leadId);
+  });
+
+  it("starts the outcome form on in person only when the contact's visit was recorded today (local day), else online", async () => {
+    const tenant = await createTestTenant(t.rt.deps);
+    const { leadId, contactId } = await ownedLead(tenant);
+    const ctx = staffCtx(t.rt.deps, tenant, "consultant");
+    const reasons = (await leadOutcomeOptions({ ctx, id: leadId })).lostReasons;
+    expect(reasons).toContain("价格敏感");
+    expect((await leadOutcomeOptions({ ctx, id: leadId })).mode).toBe("online");
+    // A visit yesterday (Shanghai) is not today's.
+    const shanghaiMidnight = new Date(`${new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10)}T00:00:00+08:00`);
+    const me = client(t.app, tenant.tokens.consultant);
+    expect((await me.post("/v1/visits", { contactId, occurredAt: new Date(shanghaiMidnight.getTime() - 60_000).toISOString() })).status).toBe(201);
+    expect((await leadOutcomeOptions({ ctx, id: leadId })).mode).toBe("online");
+    expect((await me.post("/v1/visits", { contactId, occurredAt: shanghaiMidnight.toISOString() })).status).toBe(201);
+    expect((await leadOutcomeOptions({ ctx, id: leadId })).mode).toBe("in_person");
+    // Another consultant's lead stays hidden.
+    await expect(leadOutcomeOptions({ ctx: staffCtx(t.rt.deps, tenant, "consultant2"), id: leadId })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
   it("closes the contact's open lead when a converted consultation arrives as an event from elsewhere", async () => {

@@ -14,7 +14,7 @@ import { reassignRoute, teamPage } from "./consultant-team";
 import { taskFailure, taskItem, type TaskBack, type TaskState } from "./consultant-tasks";
 
 const GRADES = ["A", "B", "C", "D"] as const;
-const MODES = ["in_person", "online"] as const;
+export const OUTCOME_MODES = ["in_person", "online"] as const;
 const LEADS_SHOWN = 100;
 
 type Form = { values: Record<string, string>; errors: Record<string, string>; formError?: string };
@@ -208,9 +208,9 @@ export function slaModel(p: Pick<Page, "t" | "fmt">, l: Pick<LeadView, "firstCon
 async function leadPage(p: Page, id: string, state: { flash?: string | undefined; attempt?: Form; outcome?: Form; task?: TaskState }, status = 200): Promise<Response> {
   const { lead, items } = await leadTimeline({ ctx: p.ctx, id, input: { limit: 100 } });
   const canWork = lead.status === "open" && can(p.principal.role, "leads:work");
-  const [lostReasons, openTasks] = canWork
-    ? await Promise.all([leadOutcomeOptions({ ctx: p.ctx, id }).then((o) => o.lostReasons), listTasks({ ctx: p.ctx, input: { leadId: lead.id, mine: false, status: "open", limit: 50 } }).then((t) => t.items)])
-    : [[], []];
+  const [outcomeOptions, openTasks] = canWork
+    ? await Promise.all([leadOutcomeOptions({ ctx: p.ctx, id }), listTasks({ ctx: p.ctx, input: { leadId: lead.id, mine: false, status: "open", limit: 50 } }).then((t) => t.items)])
+    : [{ lostReasons: [], mode: "in_person" as const }, []];
   const me = p.principal.staffId;
   const who = (staffId: string | null) => (!staffId ? "" : staffId === me ? p.t("tl.me") : staffId === lead.ownerStaffId && lead.ownerName ? lead.ownerName : p.t("tl.colleague"));
   const a = state.attempt ?? { values: {}, errors: {} };
@@ -241,8 +241,9 @@ async function leadPage(p: Page, id: string, state: { flash?: string | undefined
         ...o,
         converted: o.values.outcome === "converted",
         lost: o.values.outcome === "lost",
-        lostReasons: lostReasons.map((value) => ({ value, selected: value === o.values.lostReason })),
-        modes: options(MODES, (v) => p.t(`outcome.mode.${v}`), o.values.mode ?? "in_person"),
+        lostReasons: outcomeOptions.lostReasons.map((value) => ({ value, selected: value === o.values.lostReason })),
+        // The mode starts on in person when the contact's visit was recorded today, else online.
+        modes: options(OUTCOME_MODES, (v) => p.t(`outcome.mode.${v}`), o.values.mode ?? outcomeOptions.mode),
       },
       tasks: openTasks.map((x) => taskItem(p, { ...x, contactName: null }, "lead", state.task)),
       taskError: strayTaskError(state.task, openTasks),

@@ -19,7 +19,7 @@ hb.registerHelper("t", function (this: unknown, key: string, options: Handlebars
   if (!t) throw new Error("the t helper needs a translator in the render data");
   return t(key as MessageKey, options.hash as Record<string, unknown>);
 });
-for (const name of ["sla", "field-error", "sidebar-scripts"]) hb.registerPartial(name, source(`partials/${name}`));
+for (const name of ["sla", "field-error", "sidebar-scripts", "sidebar-mode"]) hb.registerPartial(name, source(`partials/${name}`));
 
 export const SIDEBAR_VIEWS = ["sidebar-home", "sidebar-contact", "sidebar-group", "sidebar-unknown", "sidebar-error"] as const;
 export type SidebarView = (typeof SIDEBAR_VIEWS)[number];

@@ -29,7 +29,7 @@ import { isLocale, LANG_COOKIE, translator, type Locale, type MessageKey, type T
 import { formats, formOf, localeOf, pageStatus, type Formats } from "./kit";
 import { renderSidebar, sidebarResponse, type SidebarData, type SidebarView } from "./sidebar-view";
 import { withQuery } from "./views";
-import { outcomeInput, slaModel } from "./leads";
+import { OUTCOME_MODES, outcomeInput, slaModel } from "./leads";
 
 /** The OAuth `state`, bound to the browser that started the sign-in (10 minutes). */
 const OAUTH_COOKIE = "siyu_sb_oauth";
@@ -261,9 +261,9 @@ export function sidebarPages(deps: HttpDeps) {
       const contact = await getContact({ ctx: p.ctx, id: lead.contactId });
       const back = contact.externalUserId ? `/sidebar/${p.slug}/contact/${encodeURIComponent(contact.externalUserId)}` : `/sidebar/${p.slug}`;
       const f = await formOf(p.c);
-      // The two-tap form sends outcome, amount or lost reason only.
-      const { outcome, amount, items, lostReason } = outcomeInput(f);
-      const input = { outcome, amount, items, lostReason };
+      // The two-tap form sends the outcome, the mode (preset), and the amount or the lost reason.
+      const { outcome, amount, items, lostReason, mode } = outcomeInput(f);
+      const input = { outcome, amount, items, lostReason, mode };
       try {
         await recordOutcome({ ctx: p.ctx, id, input });
       } catch (err) {
@@ -368,10 +368,11 @@ async function contactModel(p: SbPage, contact: ContactView, outcome: OutcomeFor
   const groupNames = new Map(tagOptions.map((o) => [o.group, o.groupName]));
   const open = lead?.status === "open";
   const canWork = open && can(role, "leads:work");
-  const [tasks, options] = await Promise.all([lead ? tasksOf(p, lead) : Promise.resolve([]), canWork ? leadOutcomeOptions({ ctx: p.ctx, id: lead!.id }) : Promise.resolve({ lostReasons: [] })]);
+  const [tasks, options] = await Promise.all([lead ? tasksOf(p, lead) : Promise.resolve([]), canWork ? leadOutcomeOptions({ ctx: p.ctx, id: lead!.id }) : Promise.resolve(null)]);
   const now = p.ctx.deps.now().getTime();
   const statusLabel = lead ? p.t(`lead.status.${lead.status}` as MessageKey) : "";
   const o = outcome ?? { values: {}, errors: {} };
+  const mode = o.values.mode === "online" || o.values.mode === "in_person" ? o.values.mode : (options?.mode ?? "online");
   const g = contact.gender;
   return {
     name: contact.name ?? p.t("contacts.unnamed"),
@@ -400,7 +401,15 @@ async function contactModel(p: SbPage, contact: ContactView, outcome: OutcomeFor
           action: `/sidebar/${p.slug}/leads/${lead!.id}/outcome`,
           converted: o.values.outcome === "converted",
           lost: o.values.outcome === "lost",
-          lostReasons: options.lostReasons,
+          lostReasons: options?.lostReasons ?? [],
+          // One choice per sheet (each sheet is its own form), preset: in person when the contact's
+          // visit was recorded today, else online (the chat this sidebar sits in).
+          modes: Object.fromEntries(
+            (["converted", "lost"] as const).map((sheet) => [
+              sheet,
+              OUTCOME_MODES.map((value) => ({ value, id: `o-mode-${sheet}-${value}`, label: p.t(`sb.outcome.mode.${value}`), checked: value === mode })),
+            ]),
+          ),
         }
       : undefined,
     closedText: lead && !open ? p.t("sb.outcome.closed", { status: statusLabel }) : undefined,
