@@ -3,6 +3,8 @@ import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { analyticsSettings, calendarEntries, calendars, events, metricFacts, posts, sends, trackedLinks } from "../../src/db/schema/index";
 import { startWorkers, type RunningWorker } from "../../src/jobs/workers";
+import { attribution, contactRanges } from "../../src/services/attribution/attribute";
+import { systemCtx } from "../../src/services/context";
 import { client, createTestTenant, phone, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
 import { waitFor } from "../helpers/wait";
@@ -198,6 +200,28 @@ describe("attribution", () => {
     // X1: E1, article, E2 a third each (2000 each); X2: E1, live, E3 a third each (1000 each).
     expect(ln[me].byKind).toEqual({ send_click: { conversions: 1.3333, revenue: 6000 }, article_read: { conversions: 0.3333, revenue: 2000 }, livestream: { conversions: 0.3333, revenue: 1000 } });
     expect(ln[me]).toMatchObject({ conversions: 2, revenue: 9000 });
+  });
+
+  it("gives the same answer however many parts the conversions are split into (by contact, run side by side)", async () => {
+    // The id ranges cover every id once, in order.
+    const ranges = contactRanges(7);
+    expect(ranges[0]![0]).toBeNull();
+    expect(ranges[6]![1]).toBeNull();
+    for (let k = 1; k < 7; k++) expect(ranges[k]![0]).toBe(ranges[k - 1]![1]);
+    // A split that puts the five contacts in more than one part (E1's credit comes from A, B and D).
+    const partsOf = (n: number) => new Set(Object.values(who).map((id) => contactRanges(n).findIndex(([lo, hi]) => (lo === null || id >= lo) && (hi === null || id < hi))));
+    expect([...partsOf(7)].every((k) => k >= 0)).toBe(true);
+    const spread = Array.from({ length: 15 }, (_, i) => i + 2).find((n) => partsOf(n).size > 1);
+    expect(spread).toBeDefined();
+    const ctxIn = (parts: number) => systemCtx({ ...t.rt.deps, config: { ...t.rt.deps.config, METRICS_PARALLEL_STATEMENTS: parts } }, tenant.id, "test");
+    for (const by of ["entry", "calendar", "content", "consultant"] as const) {
+      for (const model of ["last_touch", "linear"] as const) {
+        const input = { from: new Date(at(0)).toISOString(), to: new Date(at(45)).toISOString(), by, model };
+        const one = await attribution({ ctx: ctxIn(1), input });
+        expect(one.items.length).toBeGreaterThan(0);
+        for (const parts of new Set([2, 7, spread!])) expect(await attribution({ ctx: ctxIn(parts), input }), `${by} ${model} in ${parts} parts`).toEqual(one);
+      }
+    }
   });
 
   it("takes the window from the query, else the tenant's analytics settings; its edge is inclusive", async () => {

@@ -209,7 +209,59 @@ function period(input: AttributionInput, timeZone: string, now: Date): { from: D
   return { from, to };
 }
 
-/** GET /v1/attribution: conversions in the period credited to content by the model, grouped by `by`. */
+/** One part's answer: its totals, the credit outside calendars, and every group (no order, no limit). */
+interface PartRow {
+  totals: { n: number; rev: number; an: number; arev: number };
+  outside: { lt: number; ln: number; lt_rev: number; ln_rev: number };
+  items: Raw[] | null;
+}
+
+/**
+ * Bounds splitting the contacts' id space into `n` ranges of about equal size (ids are random
+ * UUIDs): [lo, hi) per part, null for open ends.
+ */
+export function contactRanges(n: number): [string | null, string | null][] {
+  const cut = (k: number) => `${Math.floor((k * 2 ** 32) / n).toString(16).padStart(8, "0")}-0000-0000-0000-000000000000`;
+  return Array.from({ length: n }, (_, k) => [k === 0 ? null : cut(k), k === n - 1 ? null : cut(k + 1)]);
+}
+
+const NUMERIC: readonly (keyof Raw)[] = ["lt", "ln", "lt_rev", "ln_rev", "touches", "contacts", "total_n", "total_rev", "unattributed_n"];
+
+/** Add up the parts' groups by key: every figure is a sum, contacts too (a contact is in one part only). */
+function mergeGroups(parts: readonly (Raw[] | null)[]): Raw[] {
+  const out = new Map<string, Raw>();
+  for (const items of parts) {
+    for (const r of items ?? []) {
+      const id = r.key ?? "\u0000";
+      const m = out.get(id);
+      if (!m) {
+        out.set(id, { ...r, by_kind: r.by_kind ? structuredClone(r.by_kind) : r.by_kind });
+        continue;
+      }
+      for (const f of NUMERIC) if (r[f] !== undefined) (m as unknown as Record<string, number>)[f] = Number(m[f] ?? 0) + Number(r[f]);
+      m.label ??= r.label;
+      if (r.by_kind) {
+        m.by_kind ??= {};
+        for (const [kind, v] of Object.entries(r.by_kind)) {
+          const k = (m.by_kind[kind] ??= { lt: 0, ln: 0, lt_rev: 0, ln_rev: 0 });
+          k.lt += v.lt;
+          k.ln += v.ln;
+          k.lt_rev += v.lt_rev;
+          k.ln_rev += v.ln_rev;
+        }
+      }
+    }
+  }
+  return [...out.values()];
+}
+
+/**
+ * GET /v1/attribution: conversions in the period credited to content by the model, grouped by `by`.
+ * Each conversion reads its contact's events in the window (an index probe each: tens of thousands
+ * in a month at a million contacts), so the conversions are split by contact into
+ * METRICS_PARALLEL_STATEMENTS parts, run side by side (JIT off, sorts in memory) and added up: every
+ * figure is a sum, and a contact's conversions all fall in one part.
+ */
 export async function attribution({ ctx, input }: { ctx: Ctx; input: unknown }): Promise<AttributionResult> {
   requirePermission(ctx, "metrics:read");
   const p = AttributionInput.safeParse(input ?? {});
@@ -219,23 +271,39 @@ export async function attribution({ ctx, input }: { ctx: Ctx; input: unknown }):
   const { from, to } = period(p.data, t?.tz ?? "Asia/Shanghai", ctx.deps.now());
   const windowDays = p.data.windowDays ?? (await loadAnalyticsSettings(db, ctx.tenantId)).attribution.windowDays;
   const { model, by } = p.data;
-  const candidates = sql`
-    select * from metric_facts
-    where tenant_id = ${ctx.tenantId}::uuid and kind in ('consultation', 'purchase')
-      and occurred_at >= ${from.toISOString()}::timestamptz and occurred_at < ${to.toISOString()}::timestamptz`;
-  const order = model === "last_touch" ? sql`lt desc, lt_rev desc` : sql`ln desc, ln_rev desc`;
-  const [row] = rowsOf<{ totals: { n: number; rev: number; an: number; arev: number }; outside: { lt: number; ln: number; lt_rev: number; ln_rev: number }; items: Raw[] | null }>(
-    await db.execute(sql`
+  const part = async ([lo, hi]: [string | null, string | null]): Promise<PartRow> => {
+    const candidates = sql`
+      select * from metric_facts
+      where tenant_id = ${ctx.tenantId}::uuid and kind in ('consultation', 'purchase')
+        and occurred_at >= ${from.toISOString()}::timestamptz and occurred_at < ${to.toISOString()}::timestamptz
+        ${lo ? sql`and contact_id >= ${lo}::uuid` : sql``} ${hi ? sql`and contact_id < ${hi}::uuid` : sql``}`;
+    const q = sql`
       with ${creditCtes(ctx.tenantId, windowDays, candidates)}
       select
         (select jsonb_build_object('n', count(*), 'rev', coalesce(sum(c.amount), 0), 'an', count(tc.conv_id), 'arev', coalesce(sum(c.amount) filter (where tc.conv_id is not null), 0))
           from conv c left join touched tc on tc.conv_id = c.conv_id) as totals,
         (select jsonb_build_object('lt', coalesce(sum(lt), 0), 'ln', coalesce(sum(ln), 0), 'lt_rev', coalesce(sum(lt * amount), 0), 'ln_rev', coalesce(sum(ln * amount), 0))
           from credit where not (kind = 'send_click' and calendar_id is not null)) as outside,
-        (select jsonb_agg(to_jsonb(g)) from (select * from (${groupQuery(by, ctx.tenantId)}) q order by ${order}, key limit ${p.data.limit}) g) as items`),
-  );
-  const totals = row!.totals;
-  const items = (row!.items ?? []).map((r): AttributionItem => {
+        (select jsonb_agg(to_jsonb(g)) from (${groupQuery(by, ctx.tenantId)}) g) as items`;
+    if (ctx.tx) return rowsOf<PartRow>(await ctx.tx.execute(q))[0]!;
+    return ctx.deps.db.transaction(async (tx) => {
+      await tx.execute(sql`select set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true), set_config('work_mem', '64MB', true)`);
+      return rowsOf<PartRow>(await tx.execute(q))[0]!;
+    });
+  };
+  const parts: PartRow[] = [];
+  // In a caller's transaction the parts share its one connection: one after the other.
+  if (ctx.tx) for (const r of contactRanges(1)) parts.push(await part(r));
+  else parts.push(...(await Promise.all(contactRanges(ctx.deps.config.METRICS_PARALLEL_STATEMENTS).map(part))));
+  const sum = <K extends string>(pick: (r: PartRow) => Record<K, number>, keys: readonly K[]) =>
+    Object.fromEntries(keys.map((k) => [k, parts.reduce((a, r) => a + Number(pick(r)[k] ?? 0), 0)])) as Record<K, number>;
+  const totals = sum((r) => r.totals, ["n", "rev", "an", "arev"] as const);
+  const outside = sum((r) => r.outside, ["lt", "ln", "lt_rev", "ln_rev"] as const);
+  // Best first by the model's credit as shown (rounded: linear shares add up to whole conversions
+  // only up to float noise), then its revenue, then the key (nulls last).
+  const ranked = mergeGroups(parts.map((r) => r.items)).map((r) => ({ r, shown: credit(model, r) }));
+  ranked.sort((a, b) => b.shown.conversions - a.shown.conversions || b.shown.revenue - a.shown.revenue || (a.r.key === null ? 1 : b.r.key === null ? -1 : a.r.key < b.r.key ? -1 : a.r.key > b.r.key ? 1 : 0));
+  const items = ranked.slice(0, p.data.limit).map(({ r }): AttributionItem => {
     const base: AttributionItem = { key: r.key, label: r.label, ...credit(model, r), touches: r.touches, contacts: r.contacts };
     if (by === "consultant") {
       const byKind = Object.fromEntries(TOUCH_KINDS.map((k) => [k, r.by_kind?.[k] ? credit(model, r.by_kind[k]) : { conversions: 0, revenue: 0 }])) as Record<TouchKind, Credit>;
@@ -249,11 +317,11 @@ export async function attribution({ ctx, input }: { ctx: Ctx; input: unknown }):
     model,
     by,
     windowDays,
-    conversions: { conversions: Number(totals.n), revenue: r2(Number(totals.rev)) },
-    attributed: { conversions: Number(totals.an), revenue: r2(Number(totals.arev)) },
-    unattributed: { conversions: Number(totals.n) - Number(totals.an), revenue: r2(Number(totals.rev) - Number(totals.arev)) },
+    conversions: { conversions: totals.n, revenue: r2(totals.rev) },
+    attributed: { conversions: totals.an, revenue: r2(totals.arev) },
+    unattributed: { conversions: totals.n - totals.an, revenue: r2(totals.rev - totals.arev) },
     items,
-    ...(by === "entry" || by === "calendar" ? { outsideCalendars: credit(model, row!.outside) } : {}),
+    ...(by === "entry" || by === "calendar" ? { outsideCalendars: credit(model, outside) } : {}),
   };
 }
 
