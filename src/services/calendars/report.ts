@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import { z } from "zod";
-import { rowsOf } from "../../db/client";
+import { rowsOf, type DbOrTx } from "../../db/client";
 import { calendars } from "../../db/schema/index";
 import { NotFoundError, ValidationError, zodIssues } from "../../errors";
 import { calendarEntryCredit } from "../attribution/attribute";
@@ -45,8 +45,12 @@ export interface EntryReport {
 /**
  * Per entry of a calendar: recipients planned, sent, failed (and why), clicked, and conversions
  * attributed to the send by last touch within `attributionDays` (a converted consultation_outcome
- * or a purchase by a recipient after the send, with no later send of the calendar before it).
- * One SQL statement over the calendar's sends, indexed by (tenant, entry, status).
+ * or a purchase by a recipient after the send, with no later send of the calendar before it), with the
+ * touch attribution of calendarEntryCredit. Two statements side by side: this one reads the
+ * calendar's sends once (sends_tenant_entry_idx) and groups them by entry, with the period's
+ * conversion events (events_tenant_type_time_idx) hash-joined to the sends before them; a statement per
+ * entry would read every send of the calendar once per entry, and a probe of the recipient's
+ * events per send cost seconds at 300,000 sends.
  */
 export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string; input?: unknown }): Promise<{ calendarId: string; attributionDays: number; touchWindowDays: number; entries: EntryReport[] }> {
   requirePermission(ctx, "calendars:read");
@@ -57,7 +61,8 @@ export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string;
   const [cal] = await db.select({ id: calendars.id }).from(calendars).where(and(eq(calendars.tenantId, ctx.tenantId), eq(calendars.id, id)));
   if (!cal) throw new NotFoundError("calendar");
   const days = p.data.attributionDays;
-  const rows = rowsOf<{
+  const T = ctx.tenantId;
+  type Row = {
     entry_id: string;
     key: string;
     post_id: string | null;
@@ -68,34 +73,57 @@ export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string;
     clicks: number;
     conversions: number;
     revenue: number | string;
-  }>(
-    await db.execute(sql`
-      with s as (
-        select * from sends where tenant_id = ${ctx.tenantId}::uuid and calendar_id = ${cal.id}::uuid
+  };
+  const q = sql`
+      with s as materialized (
+        select id, entry_id, post_id, contact_id, status, reason, sent_at from sends
+        where tenant_id = ${T}::uuid and calendar_id = ${cal.id}::uuid and entry_id in (select id from calendar_entries where tenant_id = ${T}::uuid and calendar_id = ${cal.id}::uuid)
+      ),
+      sent as materialized (select entry_id, contact_id, sent_at from s where status = 'sent' and sent_at is not null),
+      ev as (
+        -- The conversion events (stored, processed or not) between the first send and the window after the last.
+        select e.id, e.contact_id, e.occurred_at, coalesce((e.payload ->> 'amount')::numeric, 0) as amount
+        from events e
+        where e.tenant_id = ${T}::uuid and e.type in ('purchase', 'consultation_outcome') and (e.type = 'purchase' or e.payload ->> 'outcome' = 'converted')
+          and e.occurred_at > (select min(sent_at) from sent) and e.occurred_at <= (select max(sent_at) from sent) + make_interval(days => ${days})
       ),
       conv as (
         -- Each conversion of a recipient goes to their latest send of this calendar before it, within the window.
-        select distinct on (e.id) e.id as event_id, x.entry_id, x.contact_id,
-          coalesce((e.payload ->> 'amount')::numeric, 0) as amount
-        from s x
-        join events e on e.tenant_id = x.tenant_id and e.contact_id = x.contact_id
-          and e.occurred_at > x.sent_at and e.occurred_at <= x.sent_at + make_interval(days => ${days})
-          and (e.type = 'purchase' or (e.type = 'consultation_outcome' and e.payload ->> 'outcome' = 'converted'))
-        where x.status = 'sent' and x.sent_at is not null
+        select distinct on (e.id) e.id, x.entry_id, x.contact_id, e.amount
+        from ev e join sent x on x.contact_id = e.contact_id and e.occurred_at > x.sent_at and e.occurred_at <= x.sent_at + make_interval(days => ${days})
         order by e.id, x.sent_at desc
-      )
-      select ce.id as entry_id, ce.key, ce.post_id, ce.removed_at is not null as removed,
-        (select jsonb_object_agg(status, n) from (select status, count(*)::int as n from s where s.entry_id = ce.id group by status) b) as by_status,
-        (select jsonb_agg(jsonb_build_object('reason', reason, 'n', n) order by n desc) from (select coalesce(reason, '?') as reason, count(*)::int as n from s where s.entry_id = ce.id and s.status in ('skipped', 'cancelled') group by 1 order by 2 desc limit 10) r) as skipped,
-        (select count(distinct l.contact_id)::int from tracked_links l join s on s.id = l.send_id where s.entry_id = ce.id and l.clicks > 0) as clicked,
-        (select coalesce(sum(l.clicks), 0)::int from tracked_links l join s on s.id = l.send_id where s.entry_id = ce.id) as clicks,
-        (select count(distinct c.contact_id)::int from conv c where c.entry_id = ce.id) as conversions,
-        (select coalesce(sum(c.amount), 0) from conv c where c.entry_id = ce.id) as revenue
+      ),
+      st as (select entry_id, jsonb_object_agg(status, n) as by_status from (select entry_id, status, count(*)::int as n from s group by 1, 2) b group by entry_id),
+      sk as (
+        select entry_id, jsonb_agg(jsonb_build_object('reason', reason, 'n', n) order by n desc, reason) as skipped
+        from (select entry_id, reason, n, row_number() over (partition by entry_id order by n desc, reason) as rk
+          from (select entry_id, coalesce(reason, '?') as reason, count(*)::int as n from s where status in ('skipped', 'cancelled') group by 1, 2) r0) r
+        where rk <= 10 group by entry_id
+      ),
+      cl as (
+        -- The tenant's links (tracked_links_tenant_post_idx), hash-joined to the calendar's sends.
+        select s.entry_id, (count(distinct l.contact_id) filter (where l.clicks > 0))::int as clicked, coalesce(sum(l.clicks), 0)::int as clicks
+        from tracked_links l join s on s.id = l.send_id
+        where l.tenant_id = ${T}::uuid
+        group by s.entry_id
+      ),
+      cv as (select entry_id, count(distinct contact_id)::int as conversions, coalesce(sum(amount), 0) as revenue from conv group by entry_id)
+      select ce.id as entry_id, ce.key, ce.post_id, ce.removed_at is not null as removed, st.by_status, sk.skipped,
+        coalesce(cl.clicked, 0) as clicked, coalesce(cl.clicks, 0) as clicks, coalesce(cv.conversions, 0) as conversions, coalesce(cv.revenue, 0) as revenue
       from calendar_entries ce
-      where ce.tenant_id = ${ctx.tenantId}::uuid and ce.calendar_id = ${cal.id}::uuid
-      order by ce.key`),
-  );
-  const credit = await calendarEntryCredit(db, ctx.tenantId, cal.id);
+      left join st on st.entry_id = ce.id left join sk on sk.entry_id = ce.id left join cl on cl.entry_id = ce.id left join cv on cv.entry_id = ce.id
+      where ce.tenant_id = ${T}::uuid and ce.calendar_id = ${cal.id}::uuid
+      order by ce.key`;
+  // Each statement in its own short transaction: JIT off (compiling costs more than it saves here)
+  // and the hashes of the calendar's sends in memory.
+  const tuned = <R>(f: (tx: DbOrTx) => Promise<R>): Promise<R> =>
+    ctx.tx
+      ? f(ctx.tx)
+      : ctx.deps.db.transaction(async (tx) => {
+          await tx.execute(sql`select set_config('jit', 'off', true), set_config('work_mem', '64MB', true)`);
+          return f(tx);
+        });
+  const [rows, credit] = await Promise.all([tuned(async (tx) => rowsOf<Row>(await tx.execute(q))), tuned((tx) => calendarEntryCredit(tx, ctx.tenantId, cal.id))]);
   return {
     calendarId: cal.id,
     attributionDays: days,
