@@ -10,6 +10,8 @@ import { sql } from "drizzle-orm";
 import type { Runtime } from "../src/bootstrap";
 import { rowsOf as rows } from "../src/db/client";
 import { systemCtx, type Ctx } from "../src/services/context";
+import { attribution as attribute } from "../src/services/attribution/attribute";
+import { calendarReport } from "../src/services/calendars/report";
 import { computeMetric } from "../src/services/metrics/compute-metric";
 import { metricsFunnel } from "../src/services/metrics/funnel";
 import { metricsScorecards } from "../src/services/metrics/scorecards";
@@ -164,6 +166,23 @@ async function generate(rt: Runtime, ctx: Ctx, n: number): Promise<{ staffIds: s
     cross join lateral (select h.r, now() - make_interval(secs => h.r % (90 * 86400)) as at) s
     where c.tenant_id = ${T}::uuid and h.r % 3 = 0
     order by s.at`);
+  // A tenth of the sent calendar sends clicked once, 1 minute to 2 hours after they went out: the
+  // tracked link (as /l/{code} keeps it) and the article_read the click stores (source link, naming
+  // its send), the touches attribution credits to calendar entries.
+  await db.execute(sql`
+    with k as (
+      select s.id as send_id, s.post_id, s.contact_id, s.sent_at + make_interval(secs => 60 + h.r % 7140) as at
+      from sends s cross join lateral (select hashtext(s.id::text || 'click') & 2147483647 as r) h
+      where s.tenant_id = ${T}::uuid and s.status = 'sent' and h.r % 10 = 0 and s.sent_at < now() - interval '2 hours'
+    ),
+    l as (
+      insert into tracked_links (code, tenant_id, send_id, post_id, contact_id, url, article_id, topic, clicks, first_click_at, last_click_at)
+      select 'b' || md5(k.send_id::text), ${T}::uuid, k.send_id, k.post_id, k.contact_id, 'https://example.com/acne', 'a-acne', '祛痘', 1, k.at, k.at from k
+    )
+    insert into events (tenant_id, contact_id, type, occurred_at, received_at, source, idempotency_key, payload, processed_at)
+    select ${T}::uuid, k.contact_id, 'article_read', k.at, k.at, 'link', 'click-' || k.send_id,
+      jsonb_build_object('articleId', 'a-acne', 'topic', '祛痘', 'via', 'link', 'click', 1, 'postId', k.post_id, 'sendId', k.send_id), k.at
+    from k order by k.at`);
   return { staffIds, clinicIds };
 }
 
@@ -178,7 +197,7 @@ export async function benchMetrics(rt: Runtime, contactsN: number): Promise<Row[
   const segA = await createSegment({ ctx, input: { name: "女性客户", expression: "gender = female" } });
   await createSegment({ ctx, input: { name: "渠道3", expression: "state = qr_3" } });
   log(`metrics: data generated in ${((performance.now() - t0) / 1000).toFixed(0)} s; vacuum analyze`);
-  for (const table of ["contacts", "events", "metric_facts", "leads", "lead_assignments", "lead_sla_breaches", "follow_ups", "sends", "calendar_entries"]) await db.execute(sql.raw(`vacuum analyze ${table}`));
+  for (const table of ["contacts", "events", "metric_facts", "leads", "lead_assignments", "lead_sla_breaches", "follow_ups", "sends", "calendar_entries", "tracked_links"]) await db.execute(sql.raw(`vacuum analyze ${table}`));
   const [size] = rows<{ events: number; facts: number; facts30: number; leads: number; sends: number; follow_ups: number; breaches: number }>(
     await db.execute(sql`select (select count(*) from events)::int as events, (select count(*) from metric_facts)::int as facts,
       (select count(*) from metric_facts where occurred_at >= now() - interval '30 days')::int as facts30,
@@ -223,6 +242,22 @@ export async function benchMetrics(rt: Runtime, contactsN: number): Promise<Row[
   log(`metrics: scorecards: ${scoreMs.toFixed(0)} ms`);
   const dealMs = await median(() => computeMetric({ ctx, input: { metric: "deal_rate", ...quarter, period: "day", scope: { clinicId: clinicIds[0]! } } }));
   log(`metrics: computeMetric deal_rate daily, one clinic, 90 days: ${dealMs.toFixed(0)} ms`);
+  const attribution: [string, Record<string, string>][] = [
+    ["by entry, last touch", { by: "entry", model: "last_touch" }],
+    ["by calendar, linear", { by: "calendar", model: "linear" }],
+    ["by content, linear", { by: "content", model: "linear" }],
+    ["by consultant, last touch", { by: "consultant", model: "last_touch" }],
+  ];
+  const attMs: [string, number][] = [];
+  let attributed: Awaited<ReturnType<typeof attribute>> | null = null;
+  for (const [name, q] of attribution) {
+    const ms = await median(async () => (attributed = await attribute({ ctx, input: { from: month.from, to: month.to, ...q } })));
+    attMs.push([name, ms]);
+    log(`metrics: attribution ${name}: ${ms.toFixed(0)} ms`);
+  }
+  const reportMs = await median(() => calendarReport({ ctx, id: calendarId }));
+  log(`metrics: calendar report (one calendar): ${reportMs.toFixed(0)} ms`);
+  const [clicks] = rows<{ links: number }>(await db.execute(sql`select count(*)::int as links from tracked_links where tenant_id = ${tenant.id}::uuid`));
 
   const scale = `${fmt(contactsN)} contacts, ${fmt(size!.events)} events (${fmt(size!.facts)} metric_facts, ${fmt(size!.facts30)} in the last 30 days), ${fmt(size!.leads)} leads (${fmt(size!.breaches)} SLA breaches), ${fmt(size!.follow_ups)} follow-ups, ${fmt(size!.sends)} calendar sends`;
   const list = (xs: [string, number][]) => xs.map(([n, ms]) => `${n} ${ms.toFixed(0)} ms`).join(", ");
@@ -240,6 +275,11 @@ export async function benchMetrics(rt: Runtime, contactsN: number): Promise<Row[
       name: "Metrics: trends, 90 days",
       value: `${fmt(contactsN)} contacts: ${trendMs[0]![1].toFixed(0)} ms by day; slowest ${tw[1].toFixed(0)} ms (${tw[0]})`,
       detail: `the funnel per bucket over the last 90 local days, every bucket listed: ${list(trendMs)}; one metric as a daily series (computeMetric deal_rate, one clinic, 90 days) ${dealMs.toFixed(0)} ms; ${how}; same data. Target: under 1 s`,
+    },
+    {
+      name: "Metrics: attribution, 30 days",
+      value: `${fmt(contactsN)} contacts: slowest ${worst(attMs)[1].toFixed(0)} ms (${worst(attMs)[0]}); calendar report ${reportMs.toFixed(0)} ms`,
+      detail: `conversions of the last 30 local days (${fmt(attributed!.conversions.conversions)}, ${fmt(attributed!.attributed.conversions)} with a touch) credited to the touches of their contact in the 30 days before each (link clicks on calendar sends, article reads, livestreams): ${list(attMs)}; the calendar report of one calendar (per entry: sends, clicks, both models' credit) ${reportMs.toFixed(0)} ms; conversions split by contact into two parts run side by side (METRICS_PARALLEL_STATEMENTS), each conversion an index probe of its contact's events; median of ${RUNS} calls after a warm-up; same data, with ${fmt(clicks!.links)} clicked tracked links (a tenth of the sent calendar sends). Target: under 1 s`,
     },
     {
       name: "Metrics: consultant scorecards, 30 days",

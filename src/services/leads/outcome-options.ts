@@ -1,11 +1,12 @@
 import { and, eq, gte, lt, sql } from "drizzle-orm";
 import { events } from "../../db/schema/index";
 import { localDayBounds } from "../../domain/leads/sop";
+import type { CONSULTATION_MODES } from "../conversions/schemas";
 import { dbOf, requirePermission, type Ctx } from "../context";
 import { leadConfig, tenantTimeZone } from "./internal";
 import { getLead } from "./leads";
 
-export type OutcomeMode = "online" | "in_person";
+export type OutcomeMode = (typeof CONSULTATION_MODES)[number];
 
 /**
  * What a consultation outcome of this lead may say: the lost reasons of its clinic's lead
