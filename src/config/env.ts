@@ -68,8 +68,8 @@ export const EnvSchema = z.object({
   EVENTS_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   /**
    * Statements a metrics request (funnel, trends, scorecards) or an attribution request runs at
-   * once, each on its own pool connection. About the database server's cores: more statements than cores share them and slow
-   * each other down (their hash joins compete for memory bandwidth).
+   * once, each on its own pool connection. About the database server's cores: more statements
+   * than cores share them and slow each other down (their hash joins compete for memory bandwidth).
    */
   METRICS_PARALLEL_STATEMENTS: z.coerce.number().int().min(1).max(16).default(2),
   /** Events not processed this long after they were stored are re-enqueued by the sweeper. */
