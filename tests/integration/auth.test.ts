@@ -7,7 +7,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/domain/pii/crypto";
 import { systemCtx } from "../../src/services/context";
-import { seedDemo } from "../../src/services/seed/demo";
+import { DEMO_SEGMENTS, seedDemo } from "../../src/services/seed/demo";
 import { ensureNamedToken } from "../../src/services/tokens/tokens";
 import { client, createTestTenant, PASSWORD, phone, type ApiResponse, type TestTenant } from "../helpers/factories";
 import { createTestRuntime, type TestRuntime } from "../helpers/runtime";
@@ -312,6 +312,13 @@ describe("ADMIN_TOKEN", () => {
       ["member-day-monthly", "draft"],
       ["post-treatment-care-30d", "draft"],
     ]);
+    // And with saved segments over the default tags, each compiling (a count, not an error).
+    const segs = await admin.get("/v1/segments");
+    expect(segs.body.items.map((g: { name: string; expression: string }) => [g.name, g.expression])).toEqual(
+      expect.arrayContaining(DEMO_SEGMENTS.map((g) => [g.name, g.expression])),
+    );
+    expect(segs.body.items).toHaveLength(DEMO_SEGMENTS.length);
+    for (const g of segs.body.items) expect(typeof g.count).toBe("number");
     // It is the demo tenant's admin, not another tenant's.
     expect((await admin.get(`/v1/staff/${A.staff.admin.id}`)).status).toBe(404);
 

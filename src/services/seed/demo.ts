@@ -16,6 +16,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_CALENDARS_DIR } from "../../loaders/calendars";
 import { createCalendar } from "../calendars/calendars";
+import { createSegment } from "../segments/segments";
 
 export const DEMO_STAFF = [
   { name: "王静", email: "admin@demo.siyu.local", role: "admin", wecomUserId: "wangjing" },
@@ -89,6 +90,7 @@ export async function seedDemo({ deps, slug, password, contactCount = 200 }: { d
   }
   await seedFollowUps(ctx);
   await seedCalendars(ctx);
+  await seedSegments(ctx);
   return { created: true, tenantId: tenant.id, adminStaffId: staffIds.wangjing!, contacts: people.length, events: total };
 }
 
@@ -147,6 +149,29 @@ async function seedCalendars(ctx: Ctx): Promise<void> {
       await createCalendar({ ctx, input: { ...raw, key: name.replace(/\.yaml$/, ""), source: "file" } });
     } catch (err) {
       ctx.logger.warn({ file: name, err: (err as Error).message }, "demo calendar not seeded");
+    }
+  }
+}
+
+/**
+ * Saved segments a clinic's marketing lead would start with (over the default tag groups), so the
+ * segment list, metrics by segment and the dashboard's segment sizes have something to show. Their
+ * members fill in as the events worker applies the seeded events; the first size snapshot comes
+ * with the next 04:00 job (one taken now would read 0).
+ */
+export const DEMO_SEGMENTS = [
+  { name: "祛痘意向·未到诊", expression: "need:祛痘 AND visit:潜在" },
+  { name: "高消费复诊客户", expression: "spending:高消费 AND visit:复诊" },
+  { name: "沉睡客户", expression: "visit:沉睡" },
+  { name: "因价格未成交", expression: "lost_reason:价格敏感" },
+] as const;
+
+async function seedSegments(ctx: Ctx): Promise<void> {
+  for (const g of DEMO_SEGMENTS) {
+    try {
+      await createSegment({ ctx, input: g });
+    } catch (err) {
+      ctx.logger.warn({ segment: g.name, err: (err as Error).message }, "demo segment not seeded");
     }
   }
 }
