@@ -372,7 +372,7 @@ async function contactModel(p: SbPage, contact: ContactView, outcome: OutcomeFor
   const now = p.ctx.deps.now().getTime();
   const statusLabel = lead ? p.t(`lead.status.${lead.status}` as MessageKey) : "";
   const o = outcome ?? { values: {}, errors: {} };
-  const mode = o.values.mode === "online" || o.values.mode === "in_person" ? o.values.mode : (options?.mode ?? "online");
+  const mode = OUTCOME_MODES.find((m) => m === o.values.mode) ?? options?.mode ?? "online";
   const g = contact.gender;
   return {
     name: contact.name ?? p.t("contacts.unnamed"),

@@ -5,6 +5,7 @@ import { tenants } from "../../db/schema/index";
 import { localDayBounds } from "../../domain/leads/sop";
 import { ValidationError, zodIssues } from "../../errors";
 import { loadAnalyticsSettings } from "../analytics/settings";
+import { analyticsStatement } from "../analytics/statement";
 import { dbOf, requirePermission, type Ctx } from "../context";
 import { isConversion } from "./conversions";
 
@@ -285,11 +286,7 @@ export async function attribution({ ctx, input }: { ctx: Ctx; input: unknown }):
         (select jsonb_build_object('lt', coalesce(sum(lt), 0), 'ln', coalesce(sum(ln), 0), 'lt_rev', coalesce(sum(lt * amount), 0), 'ln_rev', coalesce(sum(ln * amount), 0))
           from credit where not (kind = 'send_click' and calendar_id is not null)) as outside,
         (select jsonb_agg(to_jsonb(g)) from (${groupQuery(by, ctx.tenantId)}) g) as items`;
-    if (ctx.tx) return rowsOf<PartRow>(await ctx.tx.execute(q))[0]!;
-    return ctx.deps.db.transaction(async (tx) => {
-      await tx.execute(sql`select set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true), set_config('work_mem', '64MB', true)`);
-      return rowsOf<PartRow>(await tx.execute(q))[0]!;
-    });
+    return analyticsStatement(ctx, async (tx) => rowsOf<PartRow>(await tx.execute(q))[0]!);
   };
   const parts: PartRow[] = [];
   // In a caller's transaction the parts share its one connection: one after the other.

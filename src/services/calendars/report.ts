@@ -1,8 +1,9 @@
 import { and, eq, sql } from "drizzle-orm";
 import { z } from "zod";
-import { rowsOf, type DbOrTx } from "../../db/client";
+import { rowsOf } from "../../db/client";
 import { calendars } from "../../db/schema/index";
 import { NotFoundError, ValidationError, zodIssues } from "../../errors";
+import { analyticsStatement } from "../analytics/statement";
 import { calendarEntryCredit } from "../attribution/attribute";
 import { dbOf, requirePermission, type Ctx } from "../context";
 
@@ -80,12 +81,13 @@ export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string;
         where tenant_id = ${T}::uuid and calendar_id = ${cal.id}::uuid and entry_id in (select id from calendar_entries where tenant_id = ${T}::uuid and calendar_id = ${cal.id}::uuid)
       ),
       sent as materialized (select entry_id, contact_id, sent_at from s where status = 'sent' and sent_at is not null),
+      span as materialized (select min(sent_at) as first_at, max(sent_at) as last_at from sent),
       ev as (
         -- The conversion events (stored, processed or not) between the first send and the window after the last.
         select e.id, e.contact_id, e.occurred_at, coalesce((e.payload ->> 'amount')::numeric, 0) as amount
         from events e
         where e.tenant_id = ${T}::uuid and e.type in ('purchase', 'consultation_outcome') and (e.type = 'purchase' or e.payload ->> 'outcome' = 'converted')
-          and e.occurred_at > (select min(sent_at) from sent) and e.occurred_at <= (select max(sent_at) from sent) + make_interval(days => ${days})
+          and e.occurred_at > (select first_at from span) and e.occurred_at <= (select last_at from span) + make_interval(days => ${days})
       ),
       conv as (
         -- Each conversion of a recipient goes to their latest send of this calendar before it, within the window.
@@ -114,16 +116,10 @@ export async function calendarReport({ ctx, id, input }: { ctx: Ctx; id: string;
       left join st on st.entry_id = ce.id left join sk on sk.entry_id = ce.id left join cl on cl.entry_id = ce.id left join cv on cv.entry_id = ce.id
       where ce.tenant_id = ${T}::uuid and ce.calendar_id = ${cal.id}::uuid
       order by ce.key`;
-  // Each statement in its own short transaction: JIT off (compiling costs more than it saves here)
-  // and the hashes of the calendar's sends in memory.
-  const tuned = <R>(f: (tx: DbOrTx) => Promise<R>): Promise<R> =>
-    ctx.tx
-      ? f(ctx.tx)
-      : ctx.deps.db.transaction(async (tx) => {
-          await tx.execute(sql`select set_config('jit', 'off', true), set_config('work_mem', '64MB', true)`);
-          return f(tx);
-        });
-  const [rows, credit] = await Promise.all([tuned(async (tx) => rowsOf<Row>(await tx.execute(q))), tuned((tx) => calendarEntryCredit(tx, ctx.tenantId, cal.id))]);
+  const [rows, credit] = await Promise.all([
+    analyticsStatement(ctx, async (tx) => rowsOf<Row>(await tx.execute(q))),
+    analyticsStatement(ctx, (tx) => calendarEntryCredit(tx, ctx.tenantId, cal.id)),
+  ]);
   return {
     calendarId: cal.id,
     attributionDays: days,

@@ -2,6 +2,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { rowsOf } from "../../db/client";
 import type { FactKind } from "../../db/schema/metrics";
 import { AppError, ValidationError, type FieldIssue } from "../../errors";
+import { analyticsStatement } from "../analytics/statement";
 import { dbOf, type Ctx } from "../context";
 import { compileChecked } from "../segments/segments";
 import { MAX_BUCKETS, MAX_PERIOD_DAYS, type Dimension, type FunnelMetrics, type Granularity, type MetricScope, type Rate } from "./schemas";
@@ -480,26 +481,8 @@ function sendsQuery(plan: Plan): SQL {
 
 type Row = Record<string, unknown> & { k: string; bt: string };
 
-/**
- * Statements run in their own short transactions, JIT and parallel workers off: these are
- * index-driven aggregates over tens of thousands of rows, where compiling the plan costs more than
- * it saves, and the statements of a request already run side by side. `hashJoins`: no nested loops
- * or merge joins (see computeRaw).
- */
-async function run(ctx: Ctx, q: SQL, opts: { hashJoins?: boolean } = {}): Promise<Row[]> {
-  if (ctx.tx) return rowsOf<Row>(await ctx.tx.execute(q));
-  return ctx.deps.db.transaction(async (tx) => {
-    // One round trip for the statement's settings (set_config with is_local: as SET LOCAL).
-    // Grouping a quarter's facts by day, and a segment's or calendar's joined facts, fit in memory
-    // instead of spilling to disk (work_mem). The tables these read are hot in memory: an index
-    // probe costs little more than a sequential read, so a few thousand leads probe contacts by key
-    // instead of hashing every contact (random_page_cost).
-    await tx.execute(sql`select set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true),
-      set_config('work_mem', '64MB', true), set_config('random_page_cost', '1.1', true),
-      set_config('enable_nestloop', ${opts.hashJoins ? "off" : "on"}, true), set_config('enable_mergejoin', ${opts.hashJoins ? "off" : "on"}, true)`);
-    return rowsOf<Row>(await tx.execute(q));
-  });
-}
+/** A statement of the plan, with the dashboards' settings (analyticsStatement). */
+const run = (ctx: Ctx, q: SQL, opts: { hashJoins?: boolean } = {}): Promise<Row[]> => analyticsStatement(ctx, async (tx) => rowsOf<Row>(await tx.execute(q)), opts);
 
 export const cellKey = (bucket: string, key: string) => `${bucket}\u0000${key}`;
 
